@@ -1,0 +1,66 @@
+// swift-tools-version:6.0
+// SERCluster: speech emotion recognition trained and explained on CPU clusters with MPI.
+//
+// Modules follow the roles of a job: `Shared` is what every role needs (MPI, audio, features,
+// the network engine, checkpoints), `Worker` is what every rank computes (training steps,
+// evaluation, explanations), `Coordinator` is the `ser` command line and rank 0's orchestration.
+// The native libraries enter through system-library targets kept inside Shared/Native.
+import PackageDescription
+
+let native: [(name: String, pkg: String?)] = [
+    ("CMPI", "ompi-c"),
+    ("CBLAS", "openblas"),
+    ("CFFTW", "fftw3f"),
+    ("CSndFile", "sndfile"),
+    ("CZstd", "libzstd"),
+    ("CSampleRate", "samplerate"),
+    ("CPNG", "libpng"),
+]
+
+// Hot loops run on unsafe buffers; bounds are checked by the code that builds the views.
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "SERCluster",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ser", targets: ["Coordinator"]),
+        .library(name: "Shared", targets: ["Shared"]),
+        .library(name: "Worker", targets: ["Worker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: native.map { lib in
+        .systemLibrary(name: lib.name, path: "Sources/Shared/Native/\(lib.name)", pkgConfig: lib.pkg)
+    } + [
+        .target(
+            name: "Shared",
+            dependencies: native.map { .target(name: $0.name) },
+            path: "Sources/Shared",
+            exclude: ["Native"],
+            swiftSettings: optimized
+        ),
+        .target(
+            name: "Worker",
+            dependencies: ["Shared"],
+            path: "Sources/Worker",
+            swiftSettings: optimized
+        ),
+        .executableTarget(
+            name: "Coordinator",
+            dependencies: ["Shared", "Worker",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Coordinator",
+            swiftSettings: optimized
+        ),
+        // Locating ../shared and the `ser` binary, running it under mpirun: used by every test target.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "SharedTests", dependencies: ["Shared", "TestSupport"], path: "Tests/SharedTests"),
+        .testTarget(name: "WorkerTests", dependencies: ["Shared", "Worker", "TestSupport"], path: "Tests/WorkerTests"),
+        // Runs the `ser` executable as users do (locally and under mpirun); depends on it so it is built.
+        .testTarget(name: "CoordinatorTests", dependencies: ["Shared", "Coordinator", "TestSupport"],
+                    path: "Tests/CoordinatorTests"),
+    ],
+    swiftLanguageModes: [.v5]
+)

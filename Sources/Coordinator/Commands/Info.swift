@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import Shared
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the MPI world, the hosts, the BLAS kernel in use and the library versions.",
+        discussion: "Run it under mpirun to check that every rank starts and sees the same libraries: `mpirun -np 2 ser info`."
+    )
+
+    @Option(help: "Compute threads per rank (default: the rank's share of the node's cores).")
+    var threads: Int?
+
+    @Flag(help: "Print the facts as JSON instead of text.")
+    var json = false
+
+    @Flag(help: "Also test every MPI operation ser uses (collectives, point to point, non-blocking) and measure allreduce bandwidth. Exits with status 1 if any check fails.")
+    var check = false
+
+    func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
+    }
+
+    func run() throws {
+        let world = Runtime.start(threads: threads)
+        let hosts = world.hostNames()
+        let threadCounts = world.allgather([Int64(ComputeThreads.current)])
+        let kernels = world.allgatherStrings(BLASKernel.current)
+        if world.isRoot {
+            var facts: [(String, String)] = [
+                ("MPI world", world.isMPI ? "\(world.size) ranks (MPI)" : "1 process (local mode, no mpirun)"),
+                ("hosts", Dictionary(grouping: hosts.indices, by: { hosts[$0] }).sorted { $0.key < $1.key }
+                    .map { "\($0.key) (ranks \($0.value.map(String.init).joined(separator: ",")))" }.joined(separator: "; ")),
+                ("threads per rank", threadCounts.map { String($0[0]) }.joined(separator: ",")),
+                ("CPU", "\(CPUInfo.modelName), \(CPUInfo.onlineCores) cores online, \(CPUInfo.usableCores) usable by rank 0"),
+                ("BLAS kernel", Set(kernels).sorted().joined(separator: ",") + " — " + BLASKernel.decision),
+            ]
+            facts += NativeLibraries.all
+            if json {
+                let body = facts.map { "  \(jsonString($0.0)): \(jsonString($0.1))" }.joined(separator: ",\n")
+                print("{\n\(body)\n}")
+            } else {
+                let width = facts.map { $0.0.count }.max() ?? 0
+                for (k, v) in facts { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
+            }
+        }
+        if check {
+            let outcome = CommCheck.run(world)
+            if world.isRoot {
+                for p in outcome.passed { print("check  ok    \(p)") }
+                for f in outcome.failed { print("check  FAIL  \(f)") }
+                if world.size > 1 { print(String(format: "allreduce bandwidth  %.2f GB/s (16 MiB float32 payload)", outcome.allreduceGBps)) }
+            }
+            if !outcome.failed.isEmpty {
+                world.finalize()
+                throw ExitCode(1)
+            }
+        }
+        world.finalize()
+    }
+}

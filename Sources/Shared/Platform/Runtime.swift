@@ -1,0 +1,12 @@
+import Foundation
+
+/// Process start-up shared by every `ser` command.
+public enum Runtime {
+    /// Starts MPI (or a world of one), and sets the compute threads of this rank:
+    /// `threads` if given, else the rank's share of the node's cores.
+    public static func start(threads: Int? = nil) -> Communicator {
+        let world = Communicator.world()
+        ComputeThreads.configure(threads ?? ComputeThreads.defaultCount(localRanks: world.localSize))
+        return world
+    }
+}
