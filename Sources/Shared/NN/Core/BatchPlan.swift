@@ -1,0 +1,137 @@
+import Foundation
+
+/// How one global batch is split between ranks and into determinism chunks.
+///
+/// A global batch of G samples is cut into C fixed chunks (chunk i holds samples
+/// [⌊iG/C⌋, ⌊(i+1)G/C⌋)). Every parameter gradient is computed chunk by chunk and the chunk
+/// results are added up along one fixed binary tree over the C chunks. A rank owns a contiguous
+/// run of chunks; whatever the number of ranks, every internal node of the tree is computed as
+/// `left + right` from the same leaves, so the final gradient is bitwise the same for 1, 2 or 3
+/// ranks. In fast mode a rank's whole share is a single chunk (fewer, larger GEMMs) and ranks'
+/// sums meet in MPI's allreduce, which may round differently.
+public struct BatchPlan: Sendable {
+    /// Samples in the global batch.
+    public let globalBatch: Int
+    /// This rank's samples: [localStart, localStart + localBatch) of the global batch.
+    public let localStart: Int
+    public let localBatch: Int
+    /// This rank's chunks, as sample ranges relative to its first sample.
+    public let chunks: [Range<Int>]
+    /// Index of `chunks[0]` among all C chunks, and C.
+    public let firstChunk: Int
+    public let chunkCount: Int
+    public let deterministic: Bool
+
+    /// A plan for one process holding the whole batch.
+    public static func single(batch: Int, deterministic: Bool, chunkSize: Int = 8) -> BatchPlan {
+        distributed(globalBatch: batch, rank: 0, ranks: 1, deterministic: deterministic, chunkSize: chunkSize)
+    }
+
+    /// Rank `rank` of `ranks`: chunks are dealt out in contiguous runs (uneven when C % ranks ≠ 0).
+    public static func distributed(globalBatch: Int, rank: Int, ranks: Int, deterministic: Bool, chunkSize: Int = 8) -> BatchPlan {
+        let c = max(ranks, (globalBatch + chunkSize - 1) / max(1, chunkSize))
+        func chunkStart(_ i: Int) -> Int { i * globalBatch / c }
+        let first = rank * c / ranks, last = (rank + 1) * c / ranks
+        let start = chunkStart(first), end = chunkStart(last)
+        let chunks: [Range<Int>] = deterministic
+            ? (first..<last).map { (chunkStart($0) - start) ..< (chunkStart($0 + 1) - start) }
+            : [0 ..< (end - start)]
+        return BatchPlan(globalBatch: globalBatch, localStart: start, localBatch: end - start, chunks: chunks,
+                         firstChunk: first, chunkCount: c, deterministic: deterministic)
+    }
+
+    /// The tree nodes (ranges of global chunk indices) this rank's chunks add up to. The whole
+    /// gradient is the tree sum of all ranks' nodes.
+    public var nodes: [Range<Int>] {
+        guard deterministic else { return [firstChunk ..< firstChunk + 1] }
+        return BatchPlan.cover(firstChunk ..< firstChunk + chunks.count, in: 0 ..< chunkCount)
+    }
+
+    /// Split point of a tree node: the largest power of two below its width, so a power-of-two
+    /// chunk count gives a perfectly balanced tree.
+    public static func split(_ node: Range<Int>) -> Int {
+        var p = 1
+        while p * 2 < node.count { p *= 2 }
+        return node.lowerBound + p
+    }
+
+    /// The maximal tree nodes inside `part`, left to right.
+    public static func cover(_ part: Range<Int>, in node: Range<Int>) -> [Range<Int>] {
+        if part.isEmpty { return [] }
+        if part.lowerBound <= node.lowerBound && node.upperBound <= part.upperBound { return [node] }
+        if node.count <= 1 || part.upperBound <= node.lowerBound || part.lowerBound >= node.upperBound { return [] }
+        let mid = split(node)
+        return cover(part, in: node.lowerBound ..< mid) + cover(part, in: mid ..< node.upperBound)
+    }
+}
+
+/// Combines per-sample batch-norm partial sums across ranks.
+public protocol StatisticsSync: AnyObject {
+    /// `rows` holds this rank's per-sample rows (localBatch × width, Double). Returns the column
+    /// sums over the global batch, identical on every rank.
+    func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int) -> [Double]
+}
+
+/// One process: sums the rows in sample order.
+public final class LocalStatistics: StatisticsSync {
+    public init() {}
+    public func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: width)
+        for b in 0..<localBatch { for c in 0..<width { out[c] += rows[b * width + c] } }
+        return out
+    }
+}
+
+/// Where a backward pass puts parameter gradients: chunk by chunk, reduced along the plan's tree.
+public final class GradientSink<S: Real> {
+    public let plan: BatchPlan
+    /// One flat gradient buffer per tree node of this rank (the first is usually `params.grads`).
+    public let nodeBuffers: [Buffer<S>]
+    private var scratch: Buffer<S>
+    /// Called with each parameter's flat range once its gradient is final on this rank
+    /// (the distributed trainer starts communicating finished layers from here).
+    public var onReady: ((Range<Int>) -> Void)?
+
+    public init(plan: BatchPlan, primary: Buffer<S>) {
+        self.plan = plan
+        let n = plan.nodes.count
+        nodeBuffers = [primary] + (1..<max(1, n)).map { _ in Buffer<S>(count: primary.count) }
+        scratch = Buffer<S>(count: 1)
+    }
+
+    /// Computes the gradient of the tensor at flat `offset` (`count` elements) with
+    /// `compute(samples, out)`, once per chunk, and stores the tree sum(s) in the node buffers.
+    public func accumulate(offset: Int, count: Int, _ compute: (Range<Int>, UnsafeMutablePointer<S>) -> Void) {
+        let chunks = plan.chunks
+        if chunks.count == 1 {
+            compute(chunks[0], nodeBuffers[0].pointer + offset)
+        } else {
+            if scratch.count < chunks.count * count { scratch = Buffer<S>(count: chunks.count * count, zeroed: false) }
+            let slots = scratch.pointer
+            for (i, range) in chunks.enumerated() { compute(range, slots + i * count) }
+            for (k, node) in plan.nodes.enumerated() {
+                let local = (node.lowerBound - plan.firstChunk) ..< (node.upperBound - plan.firstChunk)
+                reduce(local, slots: slots, count: count, globalOffset: plan.firstChunk)
+                (nodeBuffers[k].pointer + offset).update(from: slots + local.lowerBound * count, count: count)
+            }
+        }
+        onReady?(offset ..< offset + count)
+    }
+
+    /// Tree-sums slots of `node` into its first slot: value(node) = value(left) + value(right).
+    private func reduce(_ node: Range<Int>, slots: UnsafeMutablePointer<S>, count: Int, globalOffset: Int) {
+        if node.count <= 1 { return }
+        let global = (node.lowerBound + globalOffset) ..< (node.upperBound + globalOffset)
+        let mid = BatchPlan.split(global) - globalOffset
+        reduce(node.lowerBound ..< mid, slots: slots, count: count, globalOffset: globalOffset)
+        reduce(mid ..< node.upperBound, slots: slots, count: count, globalOffset: globalOffset)
+        let left = slots + node.lowerBound * count, right = slots + mid * count
+        for i in 0..<count { left[i] = left[i] + right[i] }
+    }
+
+    /// Marks a tensor whose gradient is zero this step (frozen or unused) as final.
+    public func zero(offset: Int, count: Int) {
+        for b in nodeBuffers { (b.pointer + offset).update(repeating: 0, count: count) }
+        onReady?(offset ..< offset + count)
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+
+/// Max-pool 2×2, stride 2, no padding (sizes are even). x: (B, H, W, C) → y: (B, H/2, W/2, C).
+func maxPool2Forward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int) {
+    let ho = h / 2, wo = w / 2
+    ComputeThreads.parallelFor(batch) { n in
+        let xs = x + n * h * w * c, ys = y + n * ho * wo * c
+        for i in 0..<ho {
+            for j in 0..<wo {
+                let a = xs + ((2 * i) * w + 2 * j) * c, b = a + c, d = a + w * c, e = d + c
+                let o = ys + (i * wo + j) * c
+                for k in 0..<c { o[k] = max(max(a[k], b[k]), max(d[k], e[k])) }
+            }
+        }
+    }
+}
+
+/// Max-pool backward: the gradient goes to the window's arg-max, found again by comparing the
+/// stored input with the stored output (first match in row-major window order), which saves
+/// keeping an index tensor. dx is overwritten.
+func maxPool2Backward<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ y: UnsafePointer<S>,
+                               _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int) {
+    let ho = h / 2, wo = w / 2
+    ComputeThreads.parallelFor(batch) { n in
+        let xs = x + n * h * w * c, ys = y + n * ho * wo * c, dys = dy + n * ho * wo * c, dxs = dx + n * h * w * c
+        for i in 0..<ho {
+            for j in 0..<wo {
+                let a = xs + ((2 * i) * w + 2 * j) * c, b = a + c, d = a + w * c, e = d + c
+                let da = dxs + ((2 * i) * w + 2 * j) * c, db = da + c, dd = da + w * c, de = dd + c
+                let o = (i * wo + j) * c
+                for k in 0..<c {
+                    let m = ys[o + k], g = dys[o + k]
+                    // First match in window order gets the gradient.
+                    if a[k] == m { da[k] = g; db[k] = 0; dd[k] = 0; de[k] = 0 }
+                    else if b[k] == m { da[k] = 0; db[k] = g; dd[k] = 0; de[k] = 0 }
+                    else if d[k] == m { da[k] = 0; db[k] = 0; dd[k] = g; de[k] = 0 }
+                    else { da[k] = 0; db[k] = 0; dd[k] = 0; de[k] = g }
+                }
+            }
+        }
+    }
+}
+
+/// Average pool k×k, stride k, no padding. x: (B, H, W, C) → y: (B, H/k, W/k, C).
+func avgPoolForward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int, k: Int) {
+    let ho = h / k, wo = w / k
+    let inv = 1 / S(k * k)
+    for n in 0..<batch {
+        let xs = x + n * h * w * c, ys = y + n * ho * wo * c
+        for i in 0..<ho {
+            for j in 0..<wo {
+                let o = ys + (i * wo + j) * c
+                o.update(repeating: 0, count: c)
+                for a in 0..<k {
+                    for b in 0..<k {
+                        let src = xs + ((i * k + a) * w + j * k + b) * c
+                        for ch in 0..<c { o[ch] += src[ch] }
+                    }
+                }
+                for ch in 0..<c { o[ch] *= inv }
+            }
+        }
+    }
+}
+
+/// Average-pool backward, accumulating into dx (which may already hold another path's gradient).
+func avgPoolBackwardAdd<S: Real>(_ dy: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int, k: Int) {
+    let ho = h / k, wo = w / k
+    let inv = 1 / S(k * k)
+    for n in 0..<batch {
+        let dys = dy + n * ho * wo * c, dxs = dx + n * h * w * c
+        for i in 0..<ho {
+            for j in 0..<wo {
+                let g = dys + (i * wo + j) * c
+                for a in 0..<k {
+                    for b in 0..<k {
+                        let dst = dxs + ((i * k + a) * w + j * k + b) * c
+                        for ch in 0..<c { dst[ch] += g[ch] * inv }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Mean over all positions: x: (B, P, C) → y: (B, C). (YAMNet's embedding.)
+func globalAvgPool<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, positions: Int, c: Int) {
+    let inv = 1 / S(positions)
+    for n in 0..<batch {
+        let o = y + n * c
+        o.update(repeating: 0, count: c)
+        for p in 0..<positions {
+            let row = x + (n * positions + p) * c
+            for ch in 0..<c { o[ch] += row[ch] }
+        }
+        for ch in 0..<c { o[ch] *= inv }
+    }
+}
+
+/// Nearest-neighbour upsampling ×f: y[h, w, c] = x[h/f, w/f, c]. x: (B, H, W, C) → y: (B, fH, fW, C),
+/// written into channels [cOffset, cOffset + C) of a tensor with `yChannels` channels (so that a
+/// depth concatenation needs no extra copy).
+func upsampleNearest<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int,
+                              factor f: Int, yChannels: Int, cOffset: Int) {
+    let ho = h * f, wo = w * f
+    for n in 0..<batch {
+        for i in 0..<ho {
+            for j in 0..<wo {
+                let src = x + ((n * h + i / f) * w + j / f) * c
+                let dst = y + ((n * ho + i) * wo + j) * yChannels + cOffset
+                dst.update(from: src, count: c)
+            }
+        }
+    }
+}
+
+/// Backward of `upsampleNearest`: dx[h, w, c] = Σ of the f×f copies (overwrites dx).
+func upsampleNearestBackward<S: Real>(_ dy: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int,
+                                      factor f: Int, yChannels: Int, cOffset: Int) {
+    let ho = h * f, wo = w * f
+    dx.update(repeating: 0, count: batch * h * w * c)
+    for n in 0..<batch {
+        for i in 0..<ho {
+            for j in 0..<wo {
+                let src = dy + ((n * ho + i) * wo + j) * yChannels + cOffset
+                let dst = dx + ((n * h + i / f) * w + j / f) * c
+                for ch in 0..<c { dst[ch] += src[ch] }
+            }
+        }
+    }
+}
+
+/// Copies x (rows × c) into channels [cOffset, cOffset + c) of y (rows × yChannels), and back.
+func copyChannels<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, rows: Int, c: Int, yChannels: Int, cOffset: Int) {
+    for r in 0..<rows { (y + r * yChannels + cOffset).update(from: x + r * c, count: c) }
+}
+
+func extractChannels<S: Real>(_ y: UnsafePointer<S>, _ x: UnsafeMutablePointer<S>, rows: Int, c: Int, yChannels: Int, cOffset: Int) {
+    for r in 0..<rows { (x + r * c).update(from: y + r * yChannels + cOffset, count: c) }
+}
