@@ -9,7 +9,7 @@ import Foundation
 // what the paper's single-machine batch of 128 computed.
 
 /// out[b, c] = Σ_p x[b, p, c] for each sample b (Double accumulation).
-func bnSampleSums<S: Real>(_ x: UnsafePointer<S>, batch: Int, positions: Int, channels: Int,
+public func bnSampleSums<S: Real>(_ x: UnsafePointer<S>, batch: Int, positions: Int, channels: Int,
                            _ out: UnsafeMutablePointer<Double>) {
     ComputeThreads.parallelFor(batch) { b in
         let o = out + b * channels
@@ -23,7 +23,7 @@ func bnSampleSums<S: Real>(_ x: UnsafePointer<S>, batch: Int, positions: Int, ch
 }
 
 /// out[b, c] = Σ_p (x[b, p, c] − mean[c])² for each sample b (the two-pass variance).
-func bnSampleCenteredSquares<S: Real>(_ x: UnsafePointer<S>, _ mean: UnsafePointer<Double>, batch: Int,
+public func bnSampleCenteredSquares<S: Real>(_ x: UnsafePointer<S>, _ mean: UnsafePointer<Double>, batch: Int,
                                       positions: Int, channels: Int, _ out: UnsafeMutablePointer<Double>) {
     ComputeThreads.parallelFor(batch) { b in
         let o = out + b * channels
@@ -37,7 +37,7 @@ func bnSampleCenteredSquares<S: Real>(_ x: UnsafePointer<S>, _ mean: UnsafePoint
 }
 
 /// y = (x − mean)·invStd·gamma + beta, optionally followed by ReLU. gamma nil means 1 (YAMNet).
-func bnApply<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, mean: UnsafePointer<S>, invStd: UnsafePointer<S>,
+public func bnApply<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, mean: UnsafePointer<S>, invStd: UnsafePointer<S>,
                       gamma: UnsafePointer<S>?, beta: UnsafePointer<S>, rows: Int, channels: Int, relu: Bool) {
     let parts = min(64, max(1, rows / 16))
     ComputeThreads.parallelFor(parts) { part in
@@ -55,7 +55,7 @@ func bnApply<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, mean:
 
 /// Per-sample sums for the backward pass: out[b, 0..<C] = Σ_p dŷ, out[b, C..<2C] = Σ_p dŷ·x̂,
 /// where dŷ is the gradient at the normalised value (ReLU already applied to dy by the caller).
-func bnBackwardSampleSums<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, mean: UnsafePointer<S>, invStd: UnsafePointer<S>,
+public func bnBackwardSampleSums<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, mean: UnsafePointer<S>, invStd: UnsafePointer<S>,
                                    batch: Int, positions: Int, channels: Int, _ out: UnsafeMutablePointer<Double>) {
     ComputeThreads.parallelFor(batch) { b in
         let o = out + b * 2 * channels
@@ -74,7 +74,7 @@ func bnBackwardSampleSums<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>
 
 /// dx = gamma·invStd·(dy − Σdy/N − x̂·Σ(dy·x̂)/N), the full training-mode backward (gradient flows
 /// through the batch mean and variance). `sumDy`, `sumDyXhat` are global sums over N = count elements.
-func bnBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
+public func bnBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
                              mean: UnsafePointer<S>, invStd: UnsafePointer<S>, gamma: UnsafePointer<S>?,
                              sumDy: UnsafePointer<S>, sumDyXhat: UnsafePointer<S>, count: Int, rows: Int, channels: Int) {
     let invN = 1 / S(count)
@@ -93,7 +93,7 @@ func bnBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ dx
 }
 
 /// Inference-mode backward (fixed statistics): dx = dy·gamma·invStd.
-func bnBackwardDataFixed<S: Real>(_ dy: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, invStd: UnsafePointer<S>,
+public func bnBackwardDataFixed<S: Real>(_ dy: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, invStd: UnsafePointer<S>,
                                   gamma: UnsafePointer<S>?, rows: Int, channels: Int) {
     let parts = min(64, max(1, rows / 16))
     ComputeThreads.parallelFor(parts) { part in

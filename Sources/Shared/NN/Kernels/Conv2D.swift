@@ -29,7 +29,7 @@ public struct ConvGeometry: Hashable, Sendable {
 
 /// Unfolds one sample's input windows into rows. x: (H, W, Cin) → col: (Ho·Wo, kh·kw·Cin).
 @inline(__always)
-func im2col<S: Real>(_ x: UnsafePointer<S>, _ col: UnsafeMutablePointer<S>, _ g: ConvGeometry) {
+public func im2col<S: Real>(_ x: UnsafePointer<S>, _ col: UnsafeMutablePointer<S>, _ g: ConvGeometry) {
     let cin = g.cin
     var row = col
     for i in 0..<g.ho {
@@ -55,7 +55,7 @@ func im2col<S: Real>(_ x: UnsafePointer<S>, _ col: UnsafeMutablePointer<S>, _ g:
 
 /// Adds unfolded window gradients back onto the input gradient. dcol: (Ho·Wo, k) → dx: (H, W, Cin) (accumulates).
 @inline(__always)
-func col2imAdd<S: Real>(_ dcol: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, _ g: ConvGeometry) {
+public func col2imAdd<S: Real>(_ dcol: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, _ g: ConvGeometry) {
     let cin = g.cin
     var row = dcol
     for i in 0..<g.ho {
@@ -78,7 +78,7 @@ func col2imAdd<S: Real>(_ dcol: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
 }
 
 /// Samples per im2col workspace pass: the unfolded block stays near the cache size.
-func convSubBatch(_ g: ConvGeometry, _ batch: Int, _ elementSize: Int) -> Int {
+public func convSubBatch(_ g: ConvGeometry, _ batch: Int, _ elementSize: Int) -> Int {
     let perSample = g.outPositions * g.k * elementSize
     return max(1, min(batch, (12 << 20) / max(1, perSample)))
 }
@@ -86,7 +86,7 @@ func convSubBatch(_ g: ConvGeometry, _ batch: Int, _ elementSize: Int) -> Int {
 /// Convolution forward, any kernel/stride, via im2col and GEMM.
 /// x: (B, H, W, Cin), w: (kh, kw, Cin, Cout), bias: (Cout) or nil → y: (B, Ho, Wo, Cout).
 /// `relu` fuses the activation. `workspace` holds at least `convWorkspaceCount(g, batch)` elements.
-func convForward<S: Real>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ bias: UnsafePointer<S>?,
+public func convForward<S: Real>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ bias: UnsafePointer<S>?,
                           _ y: UnsafeMutablePointer<S>, batch: Int, _ g: ConvGeometry, relu: Bool,
                           workspace: UnsafeMutablePointer<S>) {
     if g.isPointwise {
@@ -108,12 +108,12 @@ func convForward<S: Real>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ bias: 
 }
 
 /// Workspace elements `convForward`/`convBackward*` need for `batch` samples.
-func convWorkspaceCount(_ g: ConvGeometry, _ batch: Int, _ elementSize: Int) -> Int {
+public func convWorkspaceCount(_ g: ConvGeometry, _ batch: Int, _ elementSize: Int) -> Int {
     g.isPointwise ? 1 : convSubBatch(g, batch, elementSize) * g.outPositions * g.k
 }
 
 /// Input gradient of a convolution. dy: (B, Ho, Wo, Cout) → dx: (B, H, W, Cin) (overwritten).
-func convBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ w: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
+public func convBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ w: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
                                batch: Int, _ g: ConvGeometry, workspace: UnsafeMutablePointer<S>) {
     if g.isPointwise {
         S.gemm(false, true, batch * g.outPositions, g.cin, g.cout, 1, dy, g.cout, w, g.cout, 0, dx, g.cin)
@@ -135,7 +135,7 @@ func convBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ w: UnsafePointer<S>, _ 
 
 /// Kernel and bias gradients over samples [0, batch) of the pointers given.
 /// dw: (kh, kw, Cin, Cout), db: (Cout) — both overwritten (one determinism chunk's contribution).
-func convBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, _ dw: UnsafeMutablePointer<S>,
+public func convBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, _ dw: UnsafeMutablePointer<S>,
                                   _ db: UnsafeMutablePointer<S>?, batch: Int, _ g: ConvGeometry,
                                   workspace: UnsafeMutablePointer<S>) {
     if g.isPointwise {
@@ -158,7 +158,7 @@ func convBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>,
 
 /// y[r, c] += bias[c] and optionally ReLU, over rows × channels.
 @inline(__always)
-func biasRelu<S: Real>(_ y: UnsafeMutablePointer<S>, _ bias: UnsafePointer<S>?, rows: Int, channels: Int, relu: Bool) {
+public func biasRelu<S: Real>(_ y: UnsafeMutablePointer<S>, _ bias: UnsafePointer<S>?, rows: Int, channels: Int, relu: Bool) {
     guard bias != nil || relu else { return }
     ComputeThreads.parallelFor(min(rows, 64)) { part in
         let lo = part * rows / min(rows, 64), hi = (part + 1) * rows / min(rows, 64)
@@ -176,7 +176,7 @@ func biasRelu<S: Real>(_ y: UnsafeMutablePointer<S>, _ bias: UnsafePointer<S>?, 
 
 /// out[c] = Σ_r m[r, c], summed in row order (deterministic).
 @inline(__always)
-func columnSums<S: Real>(_ m: UnsafePointer<S>, _ out: UnsafeMutablePointer<S>, rows: Int, channels: Int) {
+public func columnSums<S: Real>(_ m: UnsafePointer<S>, _ out: UnsafeMutablePointer<S>, rows: Int, channels: Int) {
     out.update(repeating: 0, count: channels)
     for r in 0..<rows {
         let row = m + r * channels
@@ -186,7 +186,7 @@ func columnSums<S: Real>(_ m: UnsafePointer<S>, _ out: UnsafeMutablePointer<S>, 
 
 /// dy ⊙ (y > 0): ReLU's backward, in place on dy, from the stored post-activation output.
 @inline(__always)
-func reluBackward<S: Real>(_ dy: UnsafeMutablePointer<S>, _ y: UnsafePointer<S>, count: Int) {
+public func reluBackward<S: Real>(_ dy: UnsafeMutablePointer<S>, _ y: UnsafePointer<S>, count: Int) {
     let parts = min(64, max(1, count / 4096))
     ComputeThreads.parallelFor(parts) { p in
         let lo = p * count / parts, hi = (p + 1) * count / parts

@@ -1,20 +1,20 @@
 import Foundation
 
 /// Dense layer forward. x: (B, in), w: (in, out), b: (out) → y: (B, out), ReLU optional.
-func denseForward<S: Real>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ b: UnsafePointer<S>?, _ y: UnsafeMutablePointer<S>,
+public func denseForward<S: Real>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ b: UnsafePointer<S>?, _ y: UnsafeMutablePointer<S>,
                            batch: Int, inputs: Int, outputs: Int, relu: Bool) {
     S.gemm(false, false, batch, outputs, inputs, 1, x, inputs, w, outputs, 0, y, outputs)
     biasRelu(y, b, rows: batch, channels: outputs, relu: relu)
 }
 
 /// dx = dy·wᵀ. dy: (B, out) → dx: (B, in).
-func denseBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ w: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
+public func denseBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ w: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
                                 batch: Int, inputs: Int, outputs: Int) {
     S.gemm(false, true, batch, inputs, outputs, 1, dy, outputs, w, outputs, 0, dx, inputs)
 }
 
 /// dw = xᵀ·dy, db = Σ_b dy over samples [0, batch) (overwritten).
-func denseBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, _ dw: UnsafeMutablePointer<S>,
+public func denseBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, _ dw: UnsafeMutablePointer<S>,
                                    _ db: UnsafeMutablePointer<S>?, batch: Int, inputs: Int, outputs: Int) {
     S.gemm(true, false, inputs, outputs, batch, 1, x, inputs, dy, outputs, 0, dw, outputs)
     if let db { columnSums(dy, db, rows: batch, channels: outputs) }
@@ -23,7 +23,7 @@ func denseBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>
 /// Softmax cross-entropy of a batch that is part of a global batch of `globalBatch` samples.
 /// Returns the per-sample losses; writes dlogits = (softmax − onehot) / globalBatch, the gradient
 /// of the global mean loss (so that summing ranks' gradients needs no rescaling).
-func softmaxCrossEntropy<S: Real>(_ logits: UnsafePointer<S>, labels: [Int], classes: Int, globalBatch: Int,
+public func softmaxCrossEntropy<S: Real>(_ logits: UnsafePointer<S>, labels: [Int], classes: Int, globalBatch: Int,
                                   dlogits: UnsafeMutablePointer<S>?) -> [Double] {
     var losses = [Double](repeating: 0, count: labels.count)
     let scale = 1 / Double(globalBatch)

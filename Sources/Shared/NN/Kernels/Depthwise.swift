@@ -3,7 +3,7 @@ import Foundation
 /// Depthwise convolution (channel multiplier 1), TF SAME padding, NHWC.
 /// x: (B, H, W, C), k: (kh, kw, C, 1) → y: (B, Ho, Wo, C). Loops run over channels innermost, so
 /// the compiler vectorises them along NHWC's contiguous axis.
-func depthwiseForward<S: Real>(_ x: UnsafePointer<S>, _ k: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>,
+public func depthwiseForward<S: Real>(_ x: UnsafePointer<S>, _ k: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>,
                                batch: Int, _ g: ConvGeometry) {
     let c = g.cin
     ComputeThreads.parallelFor(batch) { n in
@@ -28,7 +28,7 @@ func depthwiseForward<S: Real>(_ x: UnsafePointer<S>, _ k: UnsafePointer<S>, _ y
 }
 
 /// Input gradient of the depthwise convolution. dy: (B, Ho, Wo, C) → dx: (B, H, W, C) (overwritten).
-func depthwiseBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ k: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
+public func depthwiseBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ k: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
                                     batch: Int, _ g: ConvGeometry) {
     let c = g.cin
     ComputeThreads.parallelFor(batch) { n in
@@ -54,7 +54,7 @@ func depthwiseBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ k: UnsafePointer<S
 
 /// Kernel gradient over samples [0, batch): dk: (kh, kw, C, 1), overwritten. Sums run in a fixed
 /// order (sample, row, column), so one chunk's result never depends on threads or ranks.
-func depthwiseBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, _ dk: UnsafeMutablePointer<S>,
+public func depthwiseBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, _ dk: UnsafeMutablePointer<S>,
                                        batch: Int, _ g: ConvGeometry) {
     let c = g.cin
     let taps = g.kh * g.kw

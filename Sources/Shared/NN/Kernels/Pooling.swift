@@ -1,7 +1,7 @@
 import Foundation
 
 /// Max-pool 2×2, stride 2, no padding (sizes are even). x: (B, H, W, C) → y: (B, H/2, W/2, C).
-func maxPool2Forward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int) {
+public func maxPool2Forward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int) {
     let ho = h / 2, wo = w / 2
     ComputeThreads.parallelFor(batch) { n in
         let xs = x + n * h * w * c, ys = y + n * ho * wo * c
@@ -18,7 +18,7 @@ func maxPool2Forward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S
 /// Max-pool backward: the gradient goes to the window's arg-max, found again by comparing the
 /// stored input with the stored output (first match in row-major window order), which saves
 /// keeping an index tensor. dx is overwritten.
-func maxPool2Backward<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ y: UnsafePointer<S>,
+public func maxPool2Backward<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ y: UnsafePointer<S>,
                                _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int) {
     let ho = h / 2, wo = w / 2
     ComputeThreads.parallelFor(batch) { n in
@@ -42,7 +42,7 @@ func maxPool2Backward<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ 
 }
 
 /// Average pool k×k, stride k, no padding. x: (B, H, W, C) → y: (B, H/k, W/k, C).
-func avgPoolForward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int, k: Int) {
+public func avgPoolForward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int, k: Int) {
     let ho = h / k, wo = w / k
     let inv = 1 / S(k * k)
     for n in 0..<batch {
@@ -64,7 +64,7 @@ func avgPoolForward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>
 }
 
 /// Average-pool backward, accumulating into dx (which may already hold another path's gradient).
-func avgPoolBackwardAdd<S: Real>(_ dy: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int, k: Int) {
+public func avgPoolBackwardAdd<S: Real>(_ dy: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int, k: Int) {
     let ho = h / k, wo = w / k
     let inv = 1 / S(k * k)
     for n in 0..<batch {
@@ -84,7 +84,7 @@ func avgPoolBackwardAdd<S: Real>(_ dy: UnsafePointer<S>, _ dx: UnsafeMutablePoin
 }
 
 /// Mean over all positions: x: (B, P, C) → y: (B, C). (YAMNet's embedding.)
-func globalAvgPool<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, positions: Int, c: Int) {
+public func globalAvgPool<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, positions: Int, c: Int) {
     let inv = 1 / S(positions)
     for n in 0..<batch {
         let o = y + n * c
@@ -100,7 +100,7 @@ func globalAvgPool<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>,
 /// Nearest-neighbour upsampling ×f: y[h, w, c] = x[h/f, w/f, c]. x: (B, H, W, C) → y: (B, fH, fW, C),
 /// written into channels [cOffset, cOffset + C) of a tensor with `yChannels` channels (so that a
 /// depth concatenation needs no extra copy).
-func upsampleNearest<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int,
+public func upsampleNearest<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int,
                               factor f: Int, yChannels: Int, cOffset: Int) {
     let ho = h * f, wo = w * f
     for n in 0..<batch {
@@ -115,7 +115,7 @@ func upsampleNearest<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S
 }
 
 /// Backward of `upsampleNearest`: dx[h, w, c] = Σ of the f×f copies (overwrites dx).
-func upsampleNearestBackward<S: Real>(_ dy: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int,
+public func upsampleNearestBackward<S: Real>(_ dy: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int,
                                       factor f: Int, yChannels: Int, cOffset: Int) {
     let ho = h * f, wo = w * f
     dx.update(repeating: 0, count: batch * h * w * c)
@@ -131,10 +131,10 @@ func upsampleNearestBackward<S: Real>(_ dy: UnsafePointer<S>, _ dx: UnsafeMutabl
 }
 
 /// Copies x (rows × c) into channels [cOffset, cOffset + c) of y (rows × yChannels), and back.
-func copyChannels<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, rows: Int, c: Int, yChannels: Int, cOffset: Int) {
+public func copyChannels<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, rows: Int, c: Int, yChannels: Int, cOffset: Int) {
     for r in 0..<rows { (y + r * yChannels + cOffset).update(from: x + r * c, count: c) }
 }
 
-func extractChannels<S: Real>(_ y: UnsafePointer<S>, _ x: UnsafeMutablePointer<S>, rows: Int, c: Int, yChannels: Int, cOffset: Int) {
+public func extractChannels<S: Real>(_ y: UnsafePointer<S>, _ x: UnsafeMutablePointer<S>, rows: Int, c: Int, yChannels: Int, cOffset: Int) {
     for r in 0..<rows { (x + r * c).update(from: y + r * yChannels + cOffset, count: c) }
 }

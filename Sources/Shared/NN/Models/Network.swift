@@ -136,7 +136,7 @@ public final class Network<S: Real> {
         if let v = vggish { forwardVGGish(v, input, batch: batch, z: z) }
         if let y = yamnet {
             let mode: BatchNormMode = config.freezeYAMNet ? .moving : bn
-            let out = forwardYAMNet(y, input, batch: batch, bn: mode, update: updateStatistics && !config.freezeYAMNet)
+            let out = y.forward(input, batch: batch, bn: mode, update: updateStatistics && !config.freezeYAMNet, context(batch))
             let g = y.output
             upsampleNearest(out, z, batch: batch, h: g.ho, w: g.wo, c: yChannels, factor: mapH / g.ho,
                             yChannels: zChannels, cOffset: vChannels)
@@ -182,60 +182,6 @@ public final class Network<S: Real> {
         copyChannels(vmap, z, rows: rows, c: vChannels, yChannels: zChannels, cOffset: 0)
     }
 
-    private func forwardYAMNet(_ t: YAMNetTrunk, _ x: UnsafePointer<S>, batch: Int, bn: BatchNormMode, update: Bool) -> UnsafeMutablePointer<S> {
-        var input = UnsafePointer(x)
-        let ws = workspace(batch)
-        for l in t.layers {
-            let g = l.g
-            let h = arena.get(l.key + "h", batch * g.outSize)
-            switch l.kind {
-            case .regular: convForward(input, params.value(l.kernel), nil, h, batch: batch, g, relu: false, workspace: ws)
-            case .depthwise: depthwiseForward(input, params.value(l.kernel), h, batch: batch, g)
-            }
-            let y = arena.get(l.key, batch * g.outSize)
-            batchNormForward(l, h, y, batch: batch, mode: bn, update: update)
-            input = UnsafePointer(y)
-        }
-        return arena.existing(t.layers.last!.key)
-    }
-
-    /// Normalises h into y (with ReLU), storing the mean and 1/σ used, for the backward pass.
-    private func batchNormForward(_ l: YAMNetConv, _ h: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int,
-                                  mode: BatchNormMode, update: Bool) {
-        let c = l.bn.channels, positions = l.g.outPositions
-        let mean = arena.get(l.key + "mean", c), istd = arena.get(l.key + "istd", c)
-        let eps = config.bnEpsilon
-        switch mode {
-        case .moving:
-            let mm = params.value(l.bn.movingMean), mv = params.value(l.bn.movingVariance)
-            for ch in 0..<c {
-                mean[ch] = mm[ch]
-                istd[ch] = S(1 / (Double(mv[ch]) + eps).squareRoot())
-            }
-        case .batch:
-            let rows = arena.doubles(l.key + "rows", batch * c)
-            let count = Double(statisticsBatch(batch) * positions)
-            bnSampleSums(h, batch: batch, positions: positions, channels: c, rows)
-            let sums = statistics.globalColumnSums(rows, localBatch: batch, width: c)
-            let meanD = arena.doubles(l.key + "meanD", c)
-            for ch in 0..<c { meanD[ch] = sums[ch] / count }
-            bnSampleCenteredSquares(h, meanD, batch: batch, positions: positions, channels: c, rows)
-            let sq = statistics.globalColumnSums(rows, localBatch: batch, width: c)
-            let mm = params.value(l.bn.movingMean), mv = params.value(l.bn.movingVariance)
-            let m = config.bnMomentum
-            for ch in 0..<c {
-                let variance = sq[ch] / count
-                mean[ch] = S(meanD[ch])
-                istd[ch] = S(1 / (variance + eps).squareRoot())
-                if update {
-                    mm[ch] = S(m * Double(mm[ch]) + (1 - m) * meanD[ch])
-                    mv[ch] = S(m * Double(mv[ch]) + (1 - m) * variance)
-                }
-            }
-        }
-        bnApply(h, y, mean: mean, invStd: istd, gamma: nil, beta: params.value(l.bn.beta), rows: batch * positions, channels: c, relu: true)
-    }
-
     private func forwardHead(_ z: UnsafePointer<S>, batch: Int) -> UnsafeMutablePointer<S> {
         let f = arena.get("F", batch * flat)
         convForward(z, params.value(fuse.kernel), params.value(fuse.bias), f, batch: batch, fuse.g, relu: true, workspace: workspace(batch))
@@ -249,6 +195,11 @@ public final class Network<S: Real> {
     /// Samples in the batch whose statistics batch norm uses (the global batch in training).
     var globalBatchOverride: Int?
     func statisticsBatch(_ local: Int) -> Int { globalBatchOverride ?? local }
+
+    func context(_ batch: Int) -> PassContext<S> {
+        PassContext(params: params, arena: arena, statistics: statistics, config: config,
+                    statisticsBatch: statisticsBatch(batch), workspace: workspace(batch))
+    }
 
     private func workspace(_ batch: Int) -> UnsafeMutablePointer<S> {
         var need = 1
@@ -326,7 +277,8 @@ public final class Network<S: Real> {
                 upsampleNearestBackward(dZ, dY, batch: batch, h: g.ho, w: g.wo, c: yChannels, factor: mapH / g.ho,
                                         yChannels: zChannels, cOffset: vChannels)
                 if stopAt == .yamnet { return dY }
-                backwardYAMNet(t, dY, sink: frozen ? nil : sink, inputGradient: inputGradient)
+                t.backward(dY, batch: batch, bn: frozen ? .moving : bnMode, sink: frozen ? nil : sink,
+                           inputGradient: inputGradient, context(batch))
             }
             if frozen, let sink, let range = yamnetRange { sink.zero(offset: range.lowerBound, count: range.count) }
         }
@@ -423,60 +375,6 @@ public final class Network<S: Real> {
         case "c32": return "B"
         case "c42": return "C"
         default: preconditionFailure("no pool after \(convKey)")
-        }
-    }
-
-    private func backwardYAMNet(_ t: YAMNetTrunk, _ dTop: UnsafeMutablePointer<S>, sink: GradientSink<S>?, inputGradient: Bool) {
-        let batch = self.batch
-        let ws = workspace(batch)
-        var dy = dTop
-        for (i, l) in t.layers.enumerated().reversed() {
-            let g = l.g, c = l.bn.channels, positions = g.outPositions
-            let h = arena.existing(l.key + "h"), y = arena.existing(l.key)
-            let mean = arena.existing(l.key + "mean"), istd = arena.existing(l.key + "istd")
-            reluBackward(dy, y, count: batch * g.outSize)
-            // Batch norm: the gradient at h, and beta's gradient.
-            let dh = arena.get("dh", batch * g.outSize)
-            let rows = arena.doubles(l.key + "brows", batch * 2 * c)
-            bnBackwardSampleSums(dy, h, mean: mean, invStd: istd, batch: batch, positions: positions, channels: c, rows)
-            if bnMode == .batch && !config.freezeYAMNet {
-                let sums = statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c)
-                let s1 = arena.get("s1", c), s2 = arena.get("s2", c)
-                for ch in 0..<c { s1[ch] = S(sums[ch]); s2[ch] = S(sums[c + ch]) }
-                bnBackwardData(dy, h, dh, mean: mean, invStd: istd, gamma: nil, sumDy: s1, sumDyXhat: s2,
-                               count: statisticsBatch(batch) * positions, rows: batch * positions, channels: c)
-            } else {
-                bnBackwardDataFixed(dy, dh, invStd: istd, gamma: nil, rows: batch * positions, channels: c)
-            }
-            if let sink {
-                sink.accumulate(offset: layout.offsets[l.bn.beta]!, count: c) { r, out in
-                    for ch in 0..<c {
-                        var s = 0.0
-                        for b in r { s += rows[b * 2 * c + ch] }
-                        out[ch] = S(s)
-                    }
-                }
-            }
-            // The convolution.
-            let input: UnsafePointer<S> = i == 0 ? UnsafePointer(arena.existing("x")) : UnsafePointer(arena.existing(t.layers[i - 1].key))
-            if let sink {
-                sink.accumulate(offset: layout.offsets[l.kernel]!, count: layout.spec(l.kernel)!.count) { r, dw in
-                    switch l.kind {
-                    case .regular:
-                        convBackwardWeights(input + r.lowerBound * g.inSize, dh + r.lowerBound * g.outSize, dw, nil, batch: r.count, g, workspace: ws)
-                    case .depthwise:
-                        depthwiseBackwardWeights(input + r.lowerBound * g.inSize, dh + r.lowerBound * g.outSize, dw, batch: r.count, g)
-                    }
-                }
-            }
-            if i == 0 && !inputGradient { break }
-            let dxKey = i == 0 ? "dxy" : (i % 2 == 0 ? "ydA" : "ydB")
-            let dx = arena.get(dxKey, batch * g.inSize)
-            switch l.kind {
-            case .regular: convBackwardData(dh, params.value(l.kernel), dx, batch: batch, g, workspace: ws)
-            case .depthwise: depthwiseBackwardData(dh, params.value(l.kernel), dx, batch: batch, g)
-            }
-            dy = dx
         }
     }
 

@@ -84,3 +84,132 @@ struct YAMNetTrunk: Sendable {
     var output: ConvGeometry { layers.last!.g }
     var flopsPerSample: Int { layers.reduce(0) { $0 + $1.flopsPerSample } }
 }
+
+/// What a pass over one branch needs from the network that runs it.
+struct PassContext<S: Real> {
+    let params: Parameters<S>
+    let arena: Arena<S>
+    let statistics: StatisticsSync
+    let config: ModelConfig
+    /// Samples over which batch statistics are taken (the global batch in distributed training).
+    let statisticsBatch: Int
+    let workspace: UnsafeMutablePointer<S>
+}
+
+extension YAMNetTrunk {
+    /// x: (B, 96, 64, 1) → layer 14's map (B, 3, 2, 1024). Every layer's pre-norm output `h`,
+    /// output `y`, mean and 1/σ stay in the arena for the backward pass.
+    func forward<S: Real>(_ x: UnsafePointer<S>, batch: Int, bn: BatchNormMode, update: Bool, _ ctx: PassContext<S>) -> UnsafeMutablePointer<S> {
+        var input = x
+        for l in layers {
+            let g = l.g
+            let h = ctx.arena.get(l.key + "h", batch * g.outSize)
+            switch l.kind {
+            case .regular: convForward(input, ctx.params.value(l.kernel), nil, h, batch: batch, g, relu: false, workspace: ctx.workspace)
+            case .depthwise: depthwiseForward(input, ctx.params.value(l.kernel), h, batch: batch, g)
+            }
+            let y = ctx.arena.get(l.key, batch * g.outSize)
+            batchNormForward(l, h, y, batch: batch, mode: bn, update: update, ctx)
+            input = UnsafePointer(y)
+        }
+        return ctx.arena.existing(layers.last!.key)
+    }
+
+    /// Normalises h into y (with ReLU), storing the mean and 1/σ used.
+    private func batchNormForward<S: Real>(_ l: YAMNetConv, _ h: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int,
+                                           mode: BatchNormMode, update: Bool, _ ctx: PassContext<S>) {
+        let c = l.bn.channels, positions = l.g.outPositions
+        let arena = ctx.arena, params = ctx.params
+        let mean = arena.get(l.key + "mean", c), istd = arena.get(l.key + "istd", c)
+        let eps = ctx.config.bnEpsilon
+        switch mode {
+        case .moving:
+            let mm = params.value(l.bn.movingMean), mv = params.value(l.bn.movingVariance)
+            for ch in 0..<c {
+                mean[ch] = mm[ch]
+                istd[ch] = S(1 / (Double(mv[ch]) + eps).squareRoot())
+            }
+        case .batch:
+            let rows = arena.doubles(l.key + "rows", batch * c)
+            let count = Double(ctx.statisticsBatch * positions)
+            bnSampleSums(h, batch: batch, positions: positions, channels: c, rows)
+            let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: c)
+            let meanD = arena.doubles(l.key + "meanD", c)
+            for ch in 0..<c { meanD[ch] = sums[ch] / count }
+            bnSampleCenteredSquares(h, meanD, batch: batch, positions: positions, channels: c, rows)
+            let sq = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: c)
+            let mm = params.value(l.bn.movingMean), mv = params.value(l.bn.movingVariance)
+            let m = ctx.config.bnMomentum
+            for ch in 0..<c {
+                let variance = sq[ch] / count
+                mean[ch] = S(meanD[ch])
+                istd[ch] = S(1 / (variance + eps).squareRoot())
+                if update {
+                    mm[ch] = S(m * Double(mm[ch]) + (1 - m) * meanD[ch])
+                    mv[ch] = S(m * Double(mv[ch]) + (1 - m) * variance)
+                }
+            }
+        }
+        bnApply(h, y, mean: mean, invStd: istd, gamma: nil, beta: params.value(l.bn.beta), rows: batch * positions, channels: c, relu: true)
+    }
+
+    /// Backpropagates dTop (B, 3, 2, 1024) down the trunk; parameter gradients go to `sink`
+    /// (nil: none), the input gradient (if asked) to the arena's `dxy`.
+    func backward<S: Real>(_ dTop: UnsafeMutablePointer<S>, batch: Int, bn: BatchNormMode, sink: GradientSink<S>?,
+                           inputGradient: Bool, _ ctx: PassContext<S>) {
+        let arena = ctx.arena, params = ctx.params, layout = params.layout
+        var dy = dTop
+        for (i, l) in layers.enumerated().reversed() {
+            let g = l.g, c = l.bn.channels, positions = g.outPositions
+            let h = arena.existing(l.key + "h"), y = arena.existing(l.key)
+            let mean = arena.existing(l.key + "mean"), istd = arena.existing(l.key + "istd")
+            reluBackward(dy, y, count: batch * g.outSize)
+            // Batch norm: the gradient at h, and beta's gradient.
+            let dh = arena.get("dh", batch * g.outSize)
+            let rows = arena.doubles(l.key + "brows", batch * 2 * c)
+            bnBackwardSampleSums(dy, h, mean: mean, invStd: istd, batch: batch, positions: positions, channels: c, rows)
+            if bn == .batch {
+                let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c)
+                let s1 = arena.get("s1", c), s2 = arena.get("s2", c)
+                for ch in 0..<c { s1[ch] = S(sums[ch]); s2[ch] = S(sums[c + ch]) }
+                bnBackwardData(dy, h, dh, mean: mean, invStd: istd, gamma: nil, sumDy: s1, sumDyXhat: s2,
+                               count: ctx.statisticsBatch * positions, rows: batch * positions, channels: c)
+            } else {
+                bnBackwardDataFixed(dy, dh, invStd: istd, gamma: nil, rows: batch * positions, channels: c)
+            }
+            if let sink {
+                sink.accumulate(offset: layout.offsets[l.bn.beta]!, count: c) { r, out in
+                    for ch in 0..<c {
+                        var s = 0.0
+                        for b in r { s += rows[b * 2 * c + ch] }
+                        out[ch] = S(s)
+                    }
+                }
+            }
+            // The convolution.
+            let input: UnsafePointer<S> = i == 0 ? UnsafePointer(arena.existing("x")) : UnsafePointer(arena.existing(layers[i - 1].key))
+            if let sink {
+                sink.accumulate(offset: layout.offsets[l.kernel]!, count: layout.spec(l.kernel)!.count) { r, dw in
+                    switch l.kind {
+                    case .regular:
+                        convBackwardWeights(input + r.lowerBound * g.inSize, dh + r.lowerBound * g.outSize, dw, nil, batch: r.count, g, workspace: ctx.workspace)
+                    case .depthwise:
+                        depthwiseBackwardWeights(input + r.lowerBound * g.inSize, dh + r.lowerBound * g.outSize, dw, batch: r.count, g)
+                    }
+                }
+            }
+            if i == 0 && !inputGradient { break }
+            let dx = arena.get(i == 0 ? "dxy" : (i % 2 == 0 ? "ydA" : "ydB"), batch * g.inSize)
+            switch l.kind {
+            case .regular: convBackwardData(dh, params.value(l.kernel), dx, batch: batch, g, workspace: ctx.workspace)
+            case .depthwise: depthwiseBackwardData(dh, params.value(l.kernel), dx, batch: batch, g)
+            }
+            dy = dx
+        }
+    }
+
+    /// Workspace elements the trunk's regular convolutions need.
+    func workspaceCount(batch: Int, elementSize: Int) -> Int {
+        layers.filter { $0.kind == .regular }.map { convWorkspaceCount($0.g, batch, elementSize) }.max() ?? 1
+    }
+}
