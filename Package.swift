@@ -5,6 +5,7 @@
 // the network engine, checkpoints), `Worker` is what every rank computes (training steps,
 // evaluation, explanations), `Coordinator` is the `ser` command line and rank 0's orchestration.
 // The native libraries enter through system-library targets kept inside Shared/Native.
+import Foundation
 import PackageDescription
 
 let native: [(name: String, pkg: String?)] = [
@@ -18,7 +19,17 @@ let native: [(name: String, pkg: String?)] = [
 ]
 
 // Hot loops run on unsafe buffers; bounds are checked by the code that builds the views.
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+// Swift code is compiled for x86-64-v3 (AVX2 + FMA: every x86 server since 2013) so that its
+// loops use 256-bit vectors; OpenBLAS picks its own kernel at run time (AVX-512 where present).
+// SER_MARCH overrides it (e.g. SER_MARCH=native when every node matches the build machine; all
+// ranks of a job must run the same build for bitwise-reproducible training).
+let march = ProcessInfo.processInfo.environment["SER_MARCH"] ?? "x86-64-v3"
+#if arch(x86_64)
+let cpuFlags = ["-Xcc", "-march=\(march)"]
+#else
+let cpuFlags: [String] = []
+#endif
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"] + cpuFlags, .when(configuration: .release))]
 
 let package = Package(
     name: "SERCluster",

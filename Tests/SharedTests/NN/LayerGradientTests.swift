@@ -174,7 +174,24 @@ final class LayerGradientTests: XCTestCase {
         }
         check("max pool", inputs: inputs, forward: fwd) { v, r in
             var dx = [Double](repeating: 0, count: batch * h * w * c)
-            maxPool2Backward(r, v["x"]!, fwd(v), &dx, batch: batch, h: h, w: w, c: c)
+            maxPool2ReluBackward(r, v["x"]!, fwd(v), &dx, batch: batch, h: h, w: w, c: c, relu: false)
+            return ["x": dx]
+        }
+    }
+
+    /// The pool fused with the ReLU that precedes it in VGGish: max(ReLU(x)).
+    func testMaxPoolAfterReLU() {
+        let batch = 2, h = 4, w = 4, c = 3
+        let inputs = ["x": randn(batch * h * w * c)]
+        func fwd(_ v: [String: [Double]]) -> [Double] {
+            let r = v["x"]!.map { max(0, $0) }
+            var y = [Double](repeating: 0, count: batch * h * w * c / 4)
+            maxPool2Forward(r, &y, batch: batch, h: h, w: w, c: c)
+            return y
+        }
+        check("ReLU + max pool", inputs: inputs, forward: fwd) { v, r in
+            var dx = [Double](repeating: 0, count: batch * h * w * c)
+            maxPool2ReluBackward(r, v["x"]!.map { max(0, $0) }, fwd(v), &dx, batch: batch, h: h, w: w, c: c, relu: true)
             return ["x": dx]
         }
     }

@@ -22,14 +22,17 @@ public struct BatchPlan: Sendable {
     public let chunkCount: Int
     public let deterministic: Bool
 
-    /// A plan for one process holding the whole batch.
+    /// A plan for one process holding the whole batch, in chunks of `chunkSize` samples.
     public static func single(batch: Int, deterministic: Bool, chunkSize: Int = 8) -> BatchPlan {
-        distributed(globalBatch: batch, rank: 0, ranks: 1, deterministic: deterministic, chunkSize: chunkSize)
+        distributed(globalBatch: batch, rank: 0, ranks: 1, deterministic: deterministic,
+                    chunkCount: (batch + chunkSize - 1) / max(1, chunkSize))
     }
 
-    /// Rank `rank` of `ranks`: chunks are dealt out in contiguous runs (uneven when C % ranks ≠ 0).
-    public static func distributed(globalBatch: Int, rank: Int, ranks: Int, deterministic: Bool, chunkSize: Int = 8) -> BatchPlan {
-        let c = max(ranks, (globalBatch + chunkSize - 1) / max(1, chunkSize))
+    /// Rank `rank` of `ranks` with C = `chunkCount` chunks (the training data's lanes): chunks are
+    /// dealt out in contiguous runs (uneven when C % ranks ≠ 0). Needs ranks ≤ C.
+    public static func distributed(globalBatch: Int, rank: Int, ranks: Int, deterministic: Bool, chunkCount: Int) -> BatchPlan {
+        precondition(ranks <= chunkCount, "more ranks than chunks")
+        let c = chunkCount
         func chunkStart(_ i: Int) -> Int { i * globalBatch / c }
         let first = rank * c / ranks, last = (rank + 1) * c / ranks
         let start = chunkStart(first), end = chunkStart(last)

@@ -77,19 +77,27 @@ public func bnBackwardSampleSums<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePoi
 public func bnBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
                              mean: UnsafePointer<S>, invStd: UnsafePointer<S>, gamma: UnsafePointer<S>?,
                              sumDy: UnsafePointer<S>, sumDyXhat: UnsafePointer<S>, count: Int, rows: Int, channels: Int) {
+    // Per channel: dx = a·dy + b·x + k, with a = γσ⁻¹, b = −γσ⁻²·Σ(dy·x̂)/N (x̂ = (x − μ)σ⁻¹),
+    // k = −γσ⁻¹·Σdy/N − b·μ: two multiply-adds per element.
     let invN = 1 / S(count)
+    var a = [S](repeating: 0, count: channels), b = a, k = a
+    for c in 0..<channels {
+        let g = gamma.map { $0[c] } ?? 1
+        a[c] = g * invStd[c]
+        b[c] = -g * invStd[c] * invStd[c] * sumDyXhat[c] * invN
+        k[c] = -g * invStd[c] * sumDy[c] * invN - b[c] * mean[c]
+    }
     let parts = min(64, max(1, rows / 16))
-    ComputeThreads.parallelFor(parts) { part in
-        let lo = part * rows / parts, hi = (part + 1) * rows / parts
-        for r in lo..<hi {
-            let dr = dy + r * channels, xr = x + r * channels, o = dx + r * channels
-            for c in 0..<channels {
-                let xhat = (xr[c] - mean[c]) * invStd[c]
-                let g = gamma?[c] ?? 1
-                o[c] = g * invStd[c] * (dr[c] - sumDy[c] * invN - xhat * sumDyXhat[c] * invN)
+    a.withUnsafeBufferPointer { a in b.withUnsafeBufferPointer { b in k.withUnsafeBufferPointer { k in
+        let a = a.baseAddress!, b = b.baseAddress!, k = k.baseAddress!
+        ComputeThreads.parallelFor(parts) { part in
+            let lo = part * rows / parts, hi = (part + 1) * rows / parts
+            for r in lo..<hi {
+                let dr = dy + r * channels, xr = x + r * channels, o = dx + r * channels
+                for c in 0..<channels { o[c] = a[c] * dr[c] + (b[c] * xr[c] + k[c]) }
             }
         }
-    }
+    } } }
 }
 
 /// Inference-mode backward (fixed statistics): dx = dy·gamma·invStd.
@@ -100,7 +108,8 @@ public func bnBackwardDataFixed<S: Real>(_ dy: UnsafePointer<S>, _ dx: UnsafeMut
         let lo = part * rows / parts, hi = (part + 1) * rows / parts
         for r in lo..<hi {
             let dr = dy + r * channels, o = dx + r * channels
-            for c in 0..<channels { o[c] = dr[c] * invStd[c] * (gamma?[c] ?? 1) }
+            if let gamma { for c in 0..<channels { o[c] = dr[c] * invStd[c] * gamma[c] } }
+            else { for c in 0..<channels { o[c] = dr[c] * invStd[c] } }
         }
     }
 }

@@ -15,26 +15,29 @@ public func maxPool2Forward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePo
     }
 }
 
-/// Max-pool backward: the gradient goes to the window's arg-max, found again by comparing the
-/// stored input with the stored output (first match in row-major window order), which saves
-/// keeping an index tensor. dx is overwritten.
-public func maxPool2Backward<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ y: UnsafePointer<S>,
-                               _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int) {
+/// Max-pool backward fused with the ReLU before the pool: the gradient goes to the window's
+/// arg-max (found again by comparing the stored input with the stored output, first match in
+/// row-major window order, which saves an index tensor) if that maximum is positive; a
+/// non-positive maximum means the ReLU output was 0 and passes no gradient. dx is overwritten.
+public func maxPool2ReluBackward<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ y: UnsafePointer<S>,
+                                          _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int, relu: Bool) {
     let ho = h / 2, wo = w / 2
     ComputeThreads.parallelFor(batch) { n in
         let xs = x + n * h * w * c, ys = y + n * ho * wo * c, dys = dy + n * ho * wo * c, dxs = dx + n * h * w * c
         for i in 0..<ho {
             for j in 0..<wo {
-                let a = xs + ((2 * i) * w + 2 * j) * c, b = a + c, d = a + w * c, e = d + c
+                let a = xs + ((2 * i) * w + 2 * j) * c, b = a + c, d = a + w * c
                 let da = dxs + ((2 * i) * w + 2 * j) * c, db = da + c, dd = da + w * c, de = dd + c
                 let o = (i * wo + j) * c
                 for k in 0..<c {
-                    let m = ys[o + k], g = dys[o + k]
+                    let m = ys[o + k]
+                    let g: S = relu && !(m > 0) ? 0 : dys[o + k]
                     // First match in window order gets the gradient.
-                    if a[k] == m { da[k] = g; db[k] = 0; dd[k] = 0; de[k] = 0 }
-                    else if b[k] == m { da[k] = 0; db[k] = g; dd[k] = 0; de[k] = 0 }
-                    else if d[k] == m { da[k] = 0; db[k] = 0; dd[k] = g; de[k] = 0 }
-                    else { da[k] = 0; db[k] = 0; dd[k] = 0; de[k] = g }
+                    let ia = a[k] == m, ib = !ia && b[k] == m, id = !ia && !ib && d[k] == m
+                    da[k] = ia ? g : 0
+                    db[k] = ib ? g : 0
+                    dd[k] = id ? g : 0
+                    de[k] = !ia && !ib && !id ? g : 0
                 }
             }
         }

@@ -37,6 +37,17 @@ public final class Network<S: Real> {
     public let arena = Arena<S>()
     /// Combines batch-norm sums across ranks (one process: `LocalStatistics`).
     public var statistics: StatisticsSync = LocalStatistics()
+    /// Set to time each section of the passes.
+    public var profile: Profile?
+    /// Use Winograd F(2×2, 3×3) for VGGish's 3×3 convolutions after the first (2.25× fewer
+    /// multiplies). Float defaults to it; Double keeps the direct algorithm as the reference.
+    public var winograd: Bool = S.self == Float.self
+
+    @inline(__always)
+    func timed<T>(_ name: String, _ body: () -> T) -> T {
+        guard let profile else { return body() }
+        return profile.measure(name, body)
+    }
 
     let vggish: VGGishBranch?
     let yamnet: YAMNetTrunk?
@@ -127,6 +138,8 @@ public final class Network<S: Real> {
     /// `bn` chooses batch or moving statistics (a frozen YAMNet always uses moving statistics);
     /// `updateStatistics` moves the moving statistics towards this batch's (training).
     @discardableResult
+    @_specialize(exported: true, where S == Float)
+    @_specialize(exported: true, where S == Double)
     public func forward(_ x: UnsafePointer<S>, batch: Int, bn: BatchNormMode, updateStatistics: Bool = false) -> UnsafeMutablePointer<S> {
         self.batch = batch
         self.bnMode = bn
@@ -136,24 +149,30 @@ public final class Network<S: Real> {
         if let v = vggish { forwardVGGish(v, input, batch: batch, z: z) }
         if let y = yamnet {
             let mode: BatchNormMode = config.freezeYAMNet ? .moving : bn
-            let out = y.forward(input, batch: batch, bn: mode, update: updateStatistics && !config.freezeYAMNet, context(batch))
+            let out = timed("fwd yamnet") { y.forward(input, batch: batch, bn: mode, update: updateStatistics && !config.freezeYAMNet, context(batch)) }
             let g = y.output
             upsampleNearest(out, z, batch: batch, h: g.ho, w: g.wo, c: yChannels, factor: mapH / g.ho,
                             yChannels: zChannels, cOffset: vChannels)
         }
-        return forwardHead(z, batch: batch)
+        return timed("fwd head") { forwardHead(z, batch: batch) }
     }
 
     private func forwardVGGish(_ v: VGGishBranch, _ x: UnsafePointer<S>, batch: Int, z: UnsafeMutablePointer<S>) {
         let ws = workspace(batch)
         func conv(_ l: ConvLayer, _ input: UnsafePointer<S>, _ key: String) -> UnsafeMutablePointer<S> {
             let out = arena.get(key, batch * l.g.outSize)
-            convForward(input, params.value(l.kernel), params.value(l.bias), out, batch: batch, l.g, relu: true, workspace: ws)
+            timed("fwd " + l.name) {
+                if useWinograd(l.g) {
+                    winogradForward(input, params.value(l.kernel), params.value(l.bias), out, batch: batch, l.g, relu: true, workspace: ws)
+                } else {
+                    convForward(input, params.value(l.kernel), params.value(l.bias), out, batch: batch, l.g, relu: true, workspace: ws)
+                }
+            }
             return out
         }
         func pool(_ input: UnsafePointer<S>, _ g: ConvGeometry, _ key: String) -> UnsafeMutablePointer<S> {
             let out = arena.get(key, batch * g.outSize / 4)
-            maxPool2Forward(input, out, batch: batch, h: g.ho, w: g.wo, c: g.cout)
+            timed("fwd maxpool") { maxPool2Forward(input, out, batch: batch, h: g.ho, w: g.wo, c: g.cout) }
             return out
         }
         let c1 = conv(v.conv1, x, "c1")
@@ -198,14 +217,57 @@ public final class Network<S: Real> {
 
     func context(_ batch: Int) -> PassContext<S> {
         PassContext(params: params, arena: arena, statistics: statistics, config: config,
-                    statisticsBatch: statisticsBatch(batch), workspace: workspace(batch))
+                    statisticsBatch: statisticsBatch(batch), workspace: workspace(batch), profile: profile)
     }
+
+    func useWinograd(_ g: ConvGeometry) -> Bool { winograd && winogradApplies(g) }
 
     private func workspace(_ batch: Int) -> UnsafeMutablePointer<S> {
         var need = 1
-        for l in (vggish?.convs ?? []) { need = max(need, convWorkspaceCount(l.g, batch, MemoryLayout<S>.stride)) }
+        for l in (vggish?.convs ?? []) {
+            need = max(need, useWinograd(l.g) ? winogradWorkspaceCount(l.g, batch: batch) : convWorkspaceCount(l.g, batch, MemoryLayout<S>.stride))
+        }
         for l in (yamnet?.layers ?? []) where l.kind == .regular { need = max(need, convWorkspaceCount(l.g, batch, MemoryLayout<S>.stride)) }
         return arena.get("workspace", need)
+    }
+
+    // MARK: - Diagnostics
+
+    /// Stored activations in forward order: (arena key, layer name, elements per sample).
+    var forwardActivations: [(String, String, Int)] {
+        var list: [(String, String, Int)] = [("x", "input", inputSize)]
+        if let v = vggish {
+            list += [("c1", v.conv1.name, v.conv1.g.outSize), ("p1", "vggish/pool1", v.conv1.g.outSize / 4),
+                     ("c2", v.conv2.name, v.conv2.g.outSize), ("A", "vggish/pool2 (tap A)", v.conv2.g.outSize / 4),
+                     ("c31", v.conv3_1.name, v.conv3_1.g.outSize), ("c32", v.conv3_2.name, v.conv3_2.g.outSize),
+                     ("B", "vggish/pool3 (tap B)", v.conv3_2.g.outSize / 4),
+                     ("c41", v.conv4_1.name, v.conv4_1.g.outSize), ("c42", v.conv4_2.name, v.conv4_2.g.outSize),
+                     ("C", "vggish/pool4 (tap C)", v.conv4_2.g.outSize / 4), ("V", "fusion/taps (V)", mapH * mapW * vChannels)]
+        }
+        if let t = yamnet {
+            for l in t.layers { list.append((l.key, String(l.kernel.split(separator: "/").dropLast().joined(separator: "/")), l.g.outSize)) }
+        }
+        list += [("Z", "head/concat (Z)", mapH * mapW * zChannels), ("F", fuse.name, flat),
+                 ("D", "head/dense1", dense), ("logits", "head/logits", classes)]
+        return list
+    }
+
+    /// The first layer of the last forward pass whose output holds NaN or ±∞ (nil: none).
+    public func firstNonFiniteActivation() -> String? {
+        for (key, name, perSample) in forwardActivations where arena.has(key) {
+            let p = arena.existing(key)
+            for i in 0..<(batch * perSample) where !p[i].isFinite { return name }
+        }
+        return nil
+    }
+
+    /// The first parameter tensor holding NaN or ±∞ (nil: none).
+    public func firstNonFiniteParameter() -> String? {
+        for spec in layout.specs {
+            let p = params.value(spec.name)
+            for i in 0..<spec.count where !p[i].isFinite { return spec.name }
+        }
+        return nil
     }
 
     // MARK: - Activations for explanations
@@ -241,6 +303,8 @@ public final class Network<S: Real> {
     /// - `inputGradient`: also compute d/dx (B, frames, bands, 1), stored as `inputGradient`.
     /// Returns the gradient at `stopAt`, if given.
     @discardableResult
+    @_specialize(exported: true, where S == Float)
+    @_specialize(exported: true, where S == Double)
     public func backward(_ dlogits: UnsafePointer<S>, sink: GradientSink<S>?, stopAt: Tap? = nil,
                          inputGradient: Bool = false) -> UnsafeMutablePointer<S>? {
         let batch = self.batch
@@ -277,8 +341,10 @@ public final class Network<S: Real> {
                 upsampleNearestBackward(dZ, dY, batch: batch, h: g.ho, w: g.wo, c: yChannels, factor: mapH / g.ho,
                                         yChannels: zChannels, cOffset: vChannels)
                 if stopAt == .yamnet { return dY }
-                t.backward(dY, batch: batch, bn: frozen ? .moving : bnMode, sink: frozen ? nil : sink,
-                           inputGradient: inputGradient, context(batch))
+                timed("bwd yamnet") {
+                    t.backward(dY, batch: batch, bn: frozen ? .moving : bnMode, sink: frozen ? nil : sink,
+                               inputGradient: inputGradient, context(batch))
+                }
             }
             if frozen, let sink, let range = yamnetRange { sink.zero(offset: range.lowerBound, count: range.count) }
         }
@@ -315,22 +381,34 @@ public final class Network<S: Real> {
             // Through a max pool, ReLU and conv: returns the gradient at the conv's input (in `into`).
             func poolConv(_ dPooled: UnsafePointer<S>, _ l: ConvLayer, outKey: String, inKey: String, into: UnsafeMutablePointer<S>?, accumulate: Bool) {
                 let out = arena.existing(outKey)
-                maxPool2Backward(dPooled, out, arena.existing(poolKey(outKey)), g1, batch: batch, h: l.g.ho, w: l.g.wo, c: l.g.cout)
-                reluBackward(g1, out, count: batch * l.g.outSize)
+                timed("bwd maxpool+relu") {
+                    maxPool2ReluBackward(dPooled, out, arena.existing(poolKey(outKey)), g1, batch: batch, h: l.g.ho, w: l.g.wo, c: l.g.cout, relu: true)
+                }
                 convBack(l, dy: g1, inKey: inKey, into: into, accumulate: accumulate)
             }
             func convBack(_ l: ConvLayer, dy: UnsafeMutablePointer<S>, inKey: String, into: UnsafeMutablePointer<S>?, accumulate: Bool) {
                 let input = arena.existing(inKey)
-                weightGrads(sink, l.kernel, l.bias) { r, dw, db in
-                    convBackwardWeights(input + r.lowerBound * l.g.inSize, dy + r.lowerBound * l.g.outSize, dw, db, batch: r.count, l.g, workspace: ws)
+                timed("bwdW " + l.name) {
+                    weightGrads(sink, l.kernel, l.bias) { r, dw, db in
+                        if useWinograd(l.g) {
+                            winogradBackwardWeights(input + r.lowerBound * l.g.inSize, dy + r.lowerBound * l.g.outSize, dw, db, batch: r.count, l.g, workspace: ws)
+                        } else {
+                            convBackwardWeights(input + r.lowerBound * l.g.inSize, dy + r.lowerBound * l.g.outSize, dw, db, batch: r.count, l.g, workspace: ws)
+                        }
+                    }
                 }
                 guard let into else { return }
-                if accumulate {
-                    convBackwardData(dy, params.value(l.kernel), g2, batch: batch, l.g, workspace: ws)
-                    let n = batch * l.g.inSize
-                    for i in 0..<n { into[i] += g2[i] }
-                } else {
-                    convBackwardData(dy, params.value(l.kernel), into, batch: batch, l.g, workspace: ws)
+                timed("bwdX " + l.name) {
+                    let target = accumulate ? g2 : into
+                    if useWinograd(l.g) {
+                        winogradBackwardData(dy, params.value(l.kernel), target, batch: batch, l.g, workspace: ws)
+                    } else {
+                        convBackwardData(dy, params.value(l.kernel), target, batch: batch, l.g, workspace: ws)
+                    }
+                    if accumulate {
+                        let n = batch * l.g.inSize
+                        for i in 0..<n { into[i] += g2[i] }
+                    }
                 }
             }
             // C ← conv4_2 ← conv4_1 ← B

@@ -94,6 +94,13 @@ struct PassContext<S: Real> {
     /// Samples over which batch statistics are taken (the global batch in distributed training).
     let statisticsBatch: Int
     let workspace: UnsafeMutablePointer<S>
+    var profile: Profile? = nil
+
+    @inline(__always)
+    func timed<T>(_ name: String, _ body: () -> T) -> T {
+        guard let profile else { return body() }
+        return profile.measure(name, body)
+    }
 }
 
 extension YAMNetTrunk {
@@ -105,11 +112,11 @@ extension YAMNetTrunk {
             let g = l.g
             let h = ctx.arena.get(l.key + "h", batch * g.outSize)
             switch l.kind {
-            case .regular: convForward(input, ctx.params.value(l.kernel), nil, h, batch: batch, g, relu: false, workspace: ctx.workspace)
-            case .depthwise: depthwiseForward(input, ctx.params.value(l.kernel), h, batch: batch, g)
+            case .regular: ctx.timed("y fwd conv") { convForward(input, ctx.params.value(l.kernel), nil, h, batch: batch, g, relu: false, workspace: ctx.workspace) }
+            case .depthwise: ctx.timed("y fwd depthwise") { depthwiseForward(input, ctx.params.value(l.kernel), h, batch: batch, g) }
             }
             let y = ctx.arena.get(l.key, batch * g.outSize)
-            batchNormForward(l, h, y, batch: batch, mode: bn, update: update, ctx)
+            ctx.timed("y fwd bn") { batchNormForward(l, h, y, batch: batch, mode: bn, update: update, ctx) }
             input = UnsafePointer(y)
         }
         return ctx.arena.existing(layers.last!.key)
@@ -163,17 +170,19 @@ extension YAMNetTrunk {
             let g = l.g, c = l.bn.channels, positions = g.outPositions
             let h = arena.existing(l.key + "h"), y = arena.existing(l.key)
             let mean = arena.existing(l.key + "mean"), istd = arena.existing(l.key + "istd")
-            reluBackward(dy, y, count: batch * g.outSize)
+            ctx.timed("y bwd relu") { reluBackward(dy, y, count: batch * g.outSize) }
             // Batch norm: the gradient at h, and beta's gradient.
             let dh = arena.get("dh", batch * g.outSize)
             let rows = arena.doubles(l.key + "brows", batch * 2 * c)
-            bnBackwardSampleSums(dy, h, mean: mean, invStd: istd, batch: batch, positions: positions, channels: c, rows)
+            ctx.timed("y bwd bn sums") { bnBackwardSampleSums(dy, h, mean: mean, invStd: istd, batch: batch, positions: positions, channels: c, rows) }
             if bn == .batch {
                 let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c)
                 let s1 = arena.get("s1", c), s2 = arena.get("s2", c)
                 for ch in 0..<c { s1[ch] = S(sums[ch]); s2[ch] = S(sums[c + ch]) }
-                bnBackwardData(dy, h, dh, mean: mean, invStd: istd, gamma: nil, sumDy: s1, sumDyXhat: s2,
-                               count: ctx.statisticsBatch * positions, rows: batch * positions, channels: c)
+                ctx.timed("y bwd bn data") {
+                    bnBackwardData(dy, h, dh, mean: mean, invStd: istd, gamma: nil, sumDy: s1, sumDyXhat: s2,
+                                   count: ctx.statisticsBatch * positions, rows: batch * positions, channels: c)
+                }
             } else {
                 bnBackwardDataFixed(dy, dh, invStd: istd, gamma: nil, rows: batch * positions, channels: c)
             }
@@ -189,6 +198,7 @@ extension YAMNetTrunk {
             // The convolution.
             let input: UnsafePointer<S> = i == 0 ? UnsafePointer(arena.existing("x")) : UnsafePointer(arena.existing(layers[i - 1].key))
             if let sink {
+                ctx.timed(l.kind == .regular ? "y bwdW conv" : "y bwdW depthwise") {
                 sink.accumulate(offset: layout.offsets[l.kernel]!, count: layout.spec(l.kernel)!.count) { r, dw in
                     switch l.kind {
                     case .regular:
@@ -197,12 +207,13 @@ extension YAMNetTrunk {
                         depthwiseBackwardWeights(input + r.lowerBound * g.inSize, dh + r.lowerBound * g.outSize, dw, batch: r.count, g)
                     }
                 }
+                }
             }
             if i == 0 && !inputGradient { break }
             let dx = arena.get(i == 0 ? "dxy" : (i % 2 == 0 ? "ydA" : "ydB"), batch * g.inSize)
             switch l.kind {
-            case .regular: convBackwardData(dh, params.value(l.kernel), dx, batch: batch, g, workspace: ctx.workspace)
-            case .depthwise: depthwiseBackwardData(dh, params.value(l.kernel), dx, batch: batch, g)
+            case .regular: ctx.timed("y bwdX conv") { convBackwardData(dh, params.value(l.kernel), dx, batch: batch, g, workspace: ctx.workspace) }
+            case .depthwise: ctx.timed("y bwdX depthwise") { depthwiseBackwardData(dh, params.value(l.kernel), dx, batch: batch, g) }
             }
             dy = dx
         }

@@ -1,0 +1,267 @@
+import Foundation
+
+// Winograd F(2×2, 3×3) convolution (Lavin & Gray 2016) for 3×3, stride 1, SAME padding, on
+// NHWC maps with even height and width — every VGGish convolution after the first.
+//
+// The output is cut into 2×2 tiles; each tile needs a 4×4 input patch. With
+//     Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
+//     Aᵀ = [1 1 1 0; 0 1 −1 −1],
+// a tile is Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, so the 36 multiplies per tile and channel pair of a
+// direct convolution become 16, done as 16 GEMMs (one per position of the 4×4 transform):
+// M_p (T × Cout) = V_p (T × Cin) · U_p (Cin × Cout). The arithmetic drops 2.25×; the transforms
+// are additions over channel vectors.
+//
+// Backward: the input gradient is the same convolution of dY with the kernel rotated 180° and
+// its channels swapped; the kernel gradient follows from the trilinear form
+// Σ y⊙z = Σ U ⊙ V ⊙ (A z Aᵀ):  dg = Gᵀ[Σ_tiles (A dy Aᵀ) ⊙ (Bᵀ d B)]G — 16 GEMMs over tiles.
+//
+// Buffers per block of T tiles are laid out [tile][position][channel], so each tile's 16 × C
+// values are contiguous for the transforms and each GEMM reads rows with a stride of 16·C.
+
+/// Which shapes the Winograd path handles.
+public func winogradApplies(_ g: ConvGeometry) -> Bool {
+    g.kh == 3 && g.kw == 3 && g.stride == 1 && g.h % 2 == 0 && g.w % 2 == 0 && g.cin >= 8
+}
+
+/// Tiles per block: the block's transformed input and output stay within ~32 MB (L3-sized),
+/// and GEMMs keep at least 256 rows so that packing U_p is amortised.
+func winogradBlockTiles(_ g: ConvGeometry, totalTiles: Int) -> Int {
+    let perTile = 16 * (g.cin + g.cout) * 4
+    return min(totalTiles, max(256, (32 << 20) / perTile))
+}
+
+/// Workspace elements for the transforms of one block (V, M and U).
+public func winogradWorkspaceCount(_ g: ConvGeometry, batch: Int) -> Int {
+    let tiles = batch * (g.h / 2) * (g.w / 2)
+    let t = winogradBlockTiles(g, totalTiles: tiles)
+    return 16 * t * (g.cin + g.cout) + 16 * g.cin * g.cout
+}
+
+/// U[p][ci][co] = (G g Gᵀ)_p for a kernel g: (3, 3, Cin, Cout). With `rotate`, the kernel used is
+/// g'[a][b][co][ci] = g[2−a][2−b][ci][co] (for the input gradient) and U is laid out [p][co][ci].
+func winogradKernelTransform<S: Real>(_ w: UnsafePointer<S>, _ u: UnsafeMutablePointer<S>, cin: Int, cout: Int, rotate: Bool) {
+    let half = S(1) / 2
+    let rows = rotate ? cout : cin, cols = rotate ? cin : cout
+    let plane = rows * cols
+    ComputeThreads.parallelFor(rows) { r in
+        for c in 0..<cols {
+            let ci = rotate ? c : r, co = rotate ? r : c
+            @inline(__always) func g(_ a: Int, _ b: Int) -> S {
+                let (sa, sb) = rotate ? (2 - a, 2 - b) : (a, b)
+                return w[((sa * 3 + sb) * cin + ci) * cout + co]
+            }
+            let out = u + r * cols + c
+            // G g: rows (g0, (g0+g1+g2)/2, (g0−g1+g2)/2, g2) per column b.
+            var t = (S(0), S(0), S(0), S(0), S(0), S(0), S(0), S(0), S(0), S(0), S(0), S(0))
+            t.0 = g(0, 0); t.1 = g(0, 1); t.2 = g(0, 2)
+            t.3 = (g(0, 0) + g(1, 0) + g(2, 0)) * half; t.4 = (g(0, 1) + g(1, 1) + g(2, 1)) * half; t.5 = (g(0, 2) + g(1, 2) + g(2, 2)) * half
+            t.6 = (g(0, 0) - g(1, 0) + g(2, 0)) * half; t.7 = (g(0, 1) - g(1, 1) + g(2, 1)) * half; t.8 = (g(0, 2) - g(1, 2) + g(2, 2)) * half
+            t.9 = g(2, 0); t.10 = g(2, 1); t.11 = g(2, 2)
+            @inline(__always) func row(_ i: Int, _ x0: S, _ x1: S, _ x2: S) {
+                out[(i * 4 + 0) * plane] = x0
+                out[(i * 4 + 1) * plane] = (x0 + x1 + x2) * half
+                out[(i * 4 + 2) * plane] = (x0 - x1 + x2) * half
+                out[(i * 4 + 3) * plane] = x2
+            }
+            row(0, t.0, t.1, t.2)
+            row(1, t.3, t.4, t.5)
+            row(2, t.6, t.7, t.8)
+            row(3, t.9, t.10, t.11)
+        }
+    }
+}
+
+/// V[t][p][c] = (Bᵀ d B)_p for the 4×4 input patch of each tile in [t0, t0 + count).
+@inline(__always)
+func winogradInputTransform<S: Real>(_ x: UnsafePointer<S>, _ v: UnsafeMutablePointer<S>, t0: Int, count: Int,
+                                     h: Int, w: Int, c: Int) {
+    let th = h / 2, tw = w / 2, perSample = th * tw
+    ComputeThreads.parallelFor(count) { k in
+        let t = t0 + k
+        let n = t / perSample, ti = (t % perSample) / tw, tj = t % tw
+        let xs = x + n * h * w * c
+        let out = v + k * 16 * c
+        // Rows of the patch (some are padding).
+        var rowPtr: [UnsafePointer<S>?] = [nil, nil, nil, nil]
+        var colOK = [false, false, false, false]
+        for a in 0..<4 {
+            let yi = 2 * ti - 1 + a
+            rowPtr[a] = (yi >= 0 && yi < h) ? UnsafePointer(xs + yi * w * c) : nil
+        }
+        for b in 0..<4 { let xj = 2 * tj - 1 + b; colOK[b] = xj >= 0 && xj < w }
+        let x0 = (2 * tj - 1) * c
+        @inline(__always) func d(_ a: Int, _ b: Int, _ ch: Int) -> S {
+            guard let row = rowPtr[a], colOK[b] else { return 0 }
+            return row[x0 + b * c + ch]
+        }
+        let interior = rowPtr[0] != nil && rowPtr[3] != nil && colOK[0] && colOK[3]
+        if interior {
+            let r0 = rowPtr[0]! + x0, r1 = rowPtr[1]! + x0, r2 = rowPtr[2]! + x0, r3 = rowPtr[3]! + x0
+            for ch in 0..<c {
+                // Bᵀ over rows, for each of the 4 columns.
+                let a00 = r0[ch] - r2[ch], a01 = r0[c + ch] - r2[c + ch], a02 = r0[2 * c + ch] - r2[2 * c + ch], a03 = r0[3 * c + ch] - r2[3 * c + ch]
+                let a10 = r1[ch] + r2[ch], a11 = r1[c + ch] + r2[c + ch], a12 = r1[2 * c + ch] + r2[2 * c + ch], a13 = r1[3 * c + ch] + r2[3 * c + ch]
+                let a20 = r2[ch] - r1[ch], a21 = r2[c + ch] - r1[c + ch], a22 = r2[2 * c + ch] - r1[2 * c + ch], a23 = r2[3 * c + ch] - r1[3 * c + ch]
+                let a30 = r1[ch] - r3[ch], a31 = r1[c + ch] - r3[c + ch], a32 = r1[2 * c + ch] - r3[2 * c + ch], a33 = r1[3 * c + ch] - r3[3 * c + ch]
+                // B over columns.
+                out[0 * c + ch] = a00 - a02; out[1 * c + ch] = a01 + a02; out[2 * c + ch] = a02 - a01; out[3 * c + ch] = a01 - a03
+                out[4 * c + ch] = a10 - a12; out[5 * c + ch] = a11 + a12; out[6 * c + ch] = a12 - a11; out[7 * c + ch] = a11 - a13
+                out[8 * c + ch] = a20 - a22; out[9 * c + ch] = a21 + a22; out[10 * c + ch] = a22 - a21; out[11 * c + ch] = a21 - a23
+                out[12 * c + ch] = a30 - a32; out[13 * c + ch] = a31 + a32; out[14 * c + ch] = a32 - a31; out[15 * c + ch] = a31 - a33
+            }
+        } else {
+            // A tile touching the border: read through `d`, which yields the zero padding.
+            for ch in 0..<c {
+                for i in 0..<4 {
+                    @inline(__always) func bt(_ j: Int) -> S {
+                        switch i {
+                        case 0: return d(0, j, ch) - d(2, j, ch)
+                        case 1: return d(1, j, ch) + d(2, j, ch)
+                        case 2: return d(2, j, ch) - d(1, j, ch)
+                        default: return d(1, j, ch) - d(3, j, ch)
+                        }
+                    }
+                    let a0 = bt(0), a1 = bt(1), a2 = bt(2), a3 = bt(3)
+                    out[(i * 4 + 0) * c + ch] = a0 - a2
+                    out[(i * 4 + 1) * c + ch] = a1 + a2
+                    out[(i * 4 + 2) * c + ch] = a2 - a1
+                    out[(i * 4 + 3) * c + ch] = a1 - a3
+                }
+            }
+        }
+    }
+}
+
+/// Y tile = Aᵀ m A for each tile, plus bias and ReLU, written into y: (B, H, W, C).
+@inline(__always)
+func winogradOutputTransform<S: Real>(_ m: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, bias: UnsafePointer<S>?, relu: Bool,
+                                      t0: Int, count: Int, h: Int, w: Int, c: Int) {
+    let th = h / 2, tw = w / 2, perSample = th * tw
+    ComputeThreads.parallelFor(count) { k in
+        let t = t0 + k
+        let n = t / perSample, ti = (t % perSample) / tw, tj = t % tw
+        let src = m + k * 16 * c
+        let o00 = y + ((n * h + 2 * ti) * w + 2 * tj) * c, o01 = o00 + c, o10 = o00 + w * c, o11 = o10 + c
+        for ch in 0..<c {
+            // Aᵀ over rows: s = m0 + m1 + m2, d = m1 − m2 − m3 (per column), then over columns.
+            let m00 = src[0 * c + ch], m01 = src[1 * c + ch], m02 = src[2 * c + ch], m03 = src[3 * c + ch]
+            let m10 = src[4 * c + ch], m11 = src[5 * c + ch], m12 = src[6 * c + ch], m13 = src[7 * c + ch]
+            let m20 = src[8 * c + ch], m21 = src[9 * c + ch], m22 = src[10 * c + ch], m23 = src[11 * c + ch]
+            let m30 = src[12 * c + ch], m31 = src[13 * c + ch], m32 = src[14 * c + ch], m33 = src[15 * c + ch]
+            let s0 = m00 + m10 + m20, s1 = m01 + m11 + m21, s2 = m02 + m12 + m22, s3 = m03 + m13 + m23
+            let d0 = m10 - m20 - m30, d1 = m11 - m21 - m31, d2 = m12 - m22 - m32, d3 = m13 - m23 - m33
+            var y00 = s0 + s1 + s2, y01 = s1 - s2 - s3, y10 = d0 + d1 + d2, y11 = d1 - d2 - d3
+            if let bias { let b = bias[ch]; y00 += b; y01 += b; y10 += b; y11 += b }
+            if relu {
+                y00 = y00 > 0 ? y00 : 0; y01 = y01 > 0 ? y01 : 0; y10 = y10 > 0 ? y10 : 0; y11 = y11 > 0 ? y11 : 0
+            }
+            o00[ch] = y00; o01[ch] = y01; o10[ch] = y10; o11[ch] = y11
+        }
+    }
+}
+
+/// Z[t][p][c] = (A dy Aᵀ)_p for the 2×2 output-gradient block of each tile.
+@inline(__always)
+func winogradGradientTransform<S: Real>(_ dy: UnsafePointer<S>, _ z: UnsafeMutablePointer<S>, t0: Int, count: Int, h: Int, w: Int, c: Int) {
+    let th = h / 2, tw = w / 2, perSample = th * tw
+    ComputeThreads.parallelFor(count) { k in
+        let t = t0 + k
+        let n = t / perSample, ti = (t % perSample) / tw, tj = t % tw
+        let i00 = dy + ((n * h + 2 * ti) * w + 2 * tj) * c, i01 = i00 + c, i10 = i00 + w * c, i11 = i10 + c
+        let out = z + k * 16 * c
+        for ch in 0..<c {
+            // A = [1 0; 1 1; 1 −1; 0 −1] applied to rows, then columns.
+            let a = i00[ch], b = i01[ch], d = i10[ch], e = i11[ch]
+            @inline(__always) func row(_ i: Int, _ r0: S, _ r1: S) {
+                out[(i * 4 + 0) * c + ch] = r0
+                out[(i * 4 + 1) * c + ch] = r0 + r1
+                out[(i * 4 + 2) * c + ch] = r0 - r1
+                out[(i * 4 + 3) * c + ch] = -r1
+            }
+            row(0, a, b)
+            row(1, a + d, b + e)
+            row(2, a - d, b - e)
+            row(3, -d, -e)
+        }
+    }
+}
+
+/// Forward (and, with a rotated kernel transform, the input gradient) by Winograd.
+/// x: (B, H, W, Cin) → y: (B, H, W, Cout); `u` is the kernel transform [16][Cin][Cout].
+func winogradConvolve<S: Real>(_ x: UnsafePointer<S>, _ u: UnsafePointer<S>, _ bias: UnsafePointer<S>?, _ y: UnsafeMutablePointer<S>,
+                               batch: Int, h: Int, w: Int, cin: Int, cout: Int, relu: Bool,
+                               workspace: UnsafeMutablePointer<S>) {
+    let g = ConvGeometry(h: h, w: w, cin: cin, cout: cout, kh: 3, kw: 3, stride: 1)
+    let tiles = batch * (h / 2) * (w / 2)
+    let blockTiles = winogradBlockTiles(g, totalTiles: tiles)
+    let v = workspace, m = workspace + 16 * blockTiles * cin
+    var t0 = 0
+    while t0 < tiles {
+        let n = min(blockTiles, tiles - t0)
+        winogradInputTransform(x, v, t0: t0, count: n, h: h, w: w, c: cin)
+        for p in 0..<16 {
+            S.gemm(false, false, n, cout, cin, 1, v + p * cin, 16 * cin, u + p * cin * cout, cout, 0, m + p * cout, 16 * cout)
+        }
+        winogradOutputTransform(m, y, bias: bias, relu: relu, t0: t0, count: n, h: h, w: w, c: cout)
+        t0 += n
+    }
+}
+
+/// 3×3 stride-1 SAME convolution forward by Winograd. w: (3, 3, Cin, Cout).
+public func winogradForward<S: Real>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ bias: UnsafePointer<S>?, _ y: UnsafeMutablePointer<S>,
+                                     batch: Int, _ g: ConvGeometry, relu: Bool, workspace: UnsafeMutablePointer<S>) {
+    let u = workspace + winogradWorkspaceCount(g, batch: batch) - 16 * g.cin * g.cout
+    winogradKernelTransform(w, u, cin: g.cin, cout: g.cout, rotate: false)
+    winogradConvolve(x, u, bias, y, batch: batch, h: g.h, w: g.w, cin: g.cin, cout: g.cout, relu: relu, workspace: workspace)
+}
+
+/// Input gradient: dx = conv(dy, rot180(w) with channels swapped). dx is overwritten.
+public func winogradBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ w: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
+                                          batch: Int, _ g: ConvGeometry, workspace: UnsafeMutablePointer<S>) {
+    let u = workspace + winogradWorkspaceCount(g, batch: batch) - 16 * g.cin * g.cout
+    winogradKernelTransform(w, u, cin: g.cin, cout: g.cout, rotate: true)
+    winogradConvolve(dy, u, nil, dx, batch: batch, h: g.h, w: g.w, cin: g.cout, cout: g.cin, relu: false, workspace: workspace)
+}
+
+/// Kernel and bias gradients over `batch` samples: dw (3, 3, Cin, Cout), db (Cout), overwritten.
+public func winogradBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, _ dw: UnsafeMutablePointer<S>,
+                                             _ db: UnsafeMutablePointer<S>?, batch: Int, _ g: ConvGeometry,
+                                             workspace: UnsafeMutablePointer<S>) {
+    let (cin, cout, h, w) = (g.cin, g.cout, g.h, g.w)
+    let tiles = batch * (h / 2) * (w / 2)
+    let blockTiles = winogradBlockTiles(g, totalTiles: tiles)
+    let v = workspace, z = workspace + 16 * blockTiles * cin
+    let acc = workspace + winogradWorkspaceCount(g, batch: batch) - 16 * cin * cout   // Ŵ[p][ci][co]
+    var t0 = 0
+    while t0 < tiles {
+        let n = min(blockTiles, tiles - t0)
+        winogradInputTransform(x, v, t0: t0, count: n, h: h, w: w, c: cin)
+        winogradGradientTransform(dy, z, t0: t0, count: n, h: h, w: w, c: cout)
+        for p in 0..<16 {
+            S.gemm(true, false, cin, cout, n, 1, v + p * cin, 16 * cin, z + p * cout, 16 * cout, t0 == 0 ? 0 : 1,
+                   acc + p * cin * cout, cout)
+        }
+        t0 += n
+    }
+    // dw = Gᵀ Ŵ G for each (ci, co), Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1].
+    let half = S(1) / 2
+    let plane = cin * cout
+    ComputeThreads.parallelFor(cin) { ci in
+        for co in 0..<cout {
+            let e = ci * cout + co
+            @inline(__always) func W(_ i: Int, _ j: Int) -> S { acc[(i * 4 + j) * plane + e] }
+            // q[a][j] = Σ_i Gᵀ[a][i] Ŵ[i][j], then dw[a][b] = Σ_j q[a][j] Gᵀ[b][j].
+            @inline(__always) func put(_ a: Int, _ q0: S, _ q1: S, _ q2: S, _ q3: S) {
+                dw[((a * 3 + 0) * cin + ci) * cout + co] = q0 + (q1 + q2) * half
+                dw[((a * 3 + 1) * cin + ci) * cout + co] = (q1 - q2) * half
+                dw[((a * 3 + 2) * cin + ci) * cout + co] = (q1 + q2) * half + q3
+            }
+            put(0, W(0, 0) + (W(1, 0) + W(2, 0)) * half, W(0, 1) + (W(1, 1) + W(2, 1)) * half,
+                W(0, 2) + (W(1, 2) + W(2, 2)) * half, W(0, 3) + (W(1, 3) + W(2, 3)) * half)
+            put(1, (W(1, 0) - W(2, 0)) * half, (W(1, 1) - W(2, 1)) * half, (W(1, 2) - W(2, 2)) * half, (W(1, 3) - W(2, 3)) * half)
+            put(2, (W(1, 0) + W(2, 0)) * half + W(3, 0), (W(1, 1) + W(2, 1)) * half + W(3, 1),
+                (W(1, 2) + W(2, 2)) * half + W(3, 2), (W(1, 3) + W(2, 3)) * half + W(3, 3))
+        }
+    }
+    if let db { columnSums(dy, db, rows: batch * h * w, channels: cout) }
+}

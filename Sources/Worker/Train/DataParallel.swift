@@ -1,0 +1,242 @@
+import Foundation
+import Shared
+
+/// Batch-norm sums over the global batch.
+///
+/// Deterministic mode gathers every rank's per-sample rows (ranks hold consecutive samples, so
+/// rank order is sample order) and adds them up in sample order on every rank: the same numbers
+/// as one process. Fast mode adds locally and lets MPI's allreduce combine the ranks.
+public final class MPIStatistics: StatisticsSync {
+    let world: Communicator
+    let deterministic: Bool
+
+    public init(world: Communicator, deterministic: Bool) {
+        self.world = world
+        self.deterministic = deterministic
+    }
+
+    public func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int) -> [Double] {
+        if world.size == 1 { return LocalStatistics().globalColumnSums(rows, localBatch: localBatch, width: width) }
+        if deterministic {
+            let mine = Array(UnsafeBufferPointer(start: rows, count: localBatch * width))
+            var out = [Double](repeating: 0, count: width)
+            for part in world.allgather(mine) {
+                for b in 0..<(part.count / width) { for c in 0..<width { out[c] += part[b * width + c] } }
+            }
+            return out
+        }
+        var out = LocalStatistics().globalColumnSums(rows, localBatch: localBatch, width: width)
+        world.allreduce(&out, .sum)
+        return out
+    }
+}
+
+/// Sums the ranks' gradients while the backward pass is still running.
+///
+/// The backward pass reports each tensor's flat range as soon as its gradient is final
+/// (`GradientSink.onReady`); tensors finish from the end of the flat buffer towards its start, so
+/// the finished part is always a suffix. Whenever a bucket (~`bucketElements`) of that suffix is
+/// complete it is sent:
+/// - fast mode: `MPI_Iallreduce` on the bucket;
+/// - deterministic mode: every rank sends its tree nodes' share of the bucket to the rank that
+///   owns that slice of it; the owner adds the nodes up along the fixed chunk tree (the same
+///   additions one process makes), then the summed slices are gathered by everyone.
+/// `finish()` waits for what is still in flight. Ranges of frozen tensors are never sent.
+public final class GradientExchange<S: Real> {
+    let world: Communicator
+    let sink: GradientSink<S>
+    let deterministic: Bool
+    let bucketElements: Int
+    let trained: [Range<Int>]
+    let total: Int
+
+    /// All ranks' tree nodes: (chunk range, owner rank, index in the owner's node buffers).
+    let allNodes: [(range: Range<Int>, rank: Int, index: Int)]
+    let chunkCount: Int
+
+    private var readyFrom: Int
+    private var sentFrom: Int
+    private var pending: [Communicator.Request] = []
+    private var detBuckets: [DetBucket] = []
+    /// Seconds spent waiting in `finish()` (what the benchmark reports as communication wait).
+    public private(set) var waitSeconds = 0.0
+
+    final class DetBucket {
+        let range: Range<Int>
+        /// Staging: every node's values for this rank's slice, and this rank's slice bounds.
+        let slice: Range<Int>
+        let staging: Buffer<S>
+        var requests: [Communicator.Request] = []
+        init(range: Range<Int>, slice: Range<Int>, nodes: Int) {
+            self.range = range
+            self.slice = slice
+            staging = Buffer<S>(count: max(1, nodes * slice.count))
+        }
+    }
+
+    public init(world: Communicator, sink: GradientSink<S>, plans: [BatchPlan], trained: [Range<Int>], bucketElements: Int = 1 << 21) {
+        self.world = world
+        self.sink = sink
+        deterministic = sink.plan.deterministic
+        self.bucketElements = bucketElements
+        self.trained = trained
+        total = sink.nodeBuffers[0].count
+        chunkCount = sink.plan.chunkCount
+        var nodes: [(Range<Int>, Int, Int)] = []
+        for (r, plan) in plans.enumerated() {
+            for (i, n) in plan.nodes.enumerated() { nodes.append((n, r, i)) }
+        }
+        allNodes = nodes.sorted { $0.0.lowerBound < $1.0.lowerBound }
+        readyFrom = total
+        sentFrom = total
+        sink.onReady = { [unowned self] range in self.ready(range) }
+    }
+
+    /// Resets for the next step (call before the backward pass).
+    public func begin() {
+        readyFrom = total
+        sentFrom = total
+        pending = []
+        detBuckets = []
+    }
+
+    func ready(_ range: Range<Int>) {
+        guard world.size > 1 else { return }
+        if range.upperBound == readyFrom { readyFrom = range.lowerBound }
+        // Send every complete bucket of the finished suffix.
+        while sentFrom - readyFrom >= bucketElements || (readyFrom == 0 && sentFrom > 0) {
+            let lo = max(readyFrom, sentFrom - bucketElements)
+            send(lo ..< sentFrom)
+            sentFrom = lo
+        }
+        // Let MPI progress the transfers already posted.
+        for r in pending { _ = r.isDone }
+        for b in detBuckets { for r in b.requests { _ = r.isDone } }
+    }
+
+    private func send(_ bucket: Range<Int>) {
+        for r in trained {
+            let part = max(r.lowerBound, bucket.lowerBound) ..< min(r.upperBound, bucket.upperBound)
+            if part.isEmpty { continue }
+            if deterministic { sendDeterministic(part) } else {
+                let buf = UnsafeMutableBufferPointer(start: sink.nodeBuffers[0].pointer + part.lowerBound, count: part.count)
+                pending.append(world.iallreduce(buf, .sum))
+            }
+        }
+    }
+
+    private func sliceOf(_ range: Range<Int>, rank: Int) -> Range<Int> {
+        let n = world.size
+        return (range.lowerBound + rank * range.count / n) ..< (range.lowerBound + (rank + 1) * range.count / n)
+    }
+
+    private func sendDeterministic(_ range: Range<Int>) {
+        let me = world.rank
+        let mySlice = sliceOf(range, rank: me)
+        let bucket = DetBucket(range: range, slice: mySlice, nodes: allNodes.count)
+        let tagBase = 1000
+        // Receive every node's share of my slice (my own nodes are copied directly).
+        for (k, node) in allNodes.enumerated() {
+            let dst = bucket.staging.pointer + k * mySlice.count
+            if node.rank == me {
+                dst.update(from: sink.nodeBuffers[node.index].pointer + mySlice.lowerBound, count: mySlice.count)
+            } else if !mySlice.isEmpty {
+                bucket.requests.append(world.irecv(UnsafeMutableRawBufferPointer(start: dst, count: mySlice.count * MemoryLayout<S>.stride),
+                                                   from: node.rank, tag: tagBase + k))
+            }
+        }
+        // Send my nodes' shares of every other rank's slice.
+        for (k, node) in allNodes.enumerated() where node.rank == me {
+            for r in 0..<world.size where r != me {
+                let s = sliceOf(range, rank: r)
+                if s.isEmpty { continue }
+                let src = sink.nodeBuffers[node.index].pointer + s.lowerBound
+                bucket.requests.append(world.isend(UnsafeRawBufferPointer(start: src, count: s.count * MemoryLayout<S>.stride),
+                                                   to: r, tag: tagBase + k))
+            }
+        }
+        detBuckets.append(bucket)
+    }
+
+    /// Waits for every bucket; afterwards `sink.nodeBuffers[0]` holds the global gradient.
+    public func finish() {
+        guard world.size > 1 else { return }
+        let t0 = Date()
+        if sentFrom > 0 {
+            // Anything not yet sent (tensors reported out of order): send the rest now.
+            readyFrom = 0
+            ready(0 ..< 0)
+        }
+        for r in pending { r.wait() }
+        pending = []
+        if deterministic {
+            let out = sink.nodeBuffers[0].pointer
+            for bucket in detBuckets {
+                for r in bucket.requests { r.wait() }
+                treeSum(bucket, into: out + bucket.slice.lowerBound)
+            }
+            // Everyone gets every summed slice.
+            for bucket in detBuckets {
+                let counts = (0..<world.size).map { sliceOf(bucket.range, rank: $0).count }
+                allgatherSlices(out + bucket.range.lowerBound, counts: counts)
+            }
+            detBuckets = []
+        }
+        waitSeconds += Date().timeIntervalSince(t0)
+    }
+
+    /// value(node) = its owner's buffer if it is one of the ranks' nodes, else value(left) + value(right).
+    private func treeSum(_ b: DetBucket, into out: UnsafeMutablePointer<S>) {
+        let n = b.slice.count
+        if n == 0 { return }
+        var index: [Range<Int>: Int] = [:]
+        for (k, node) in allNodes.enumerated() { index[node.range] = k }
+        var scratch: [Buffer<S>] = []
+        func value(_ node: Range<Int>, depth: Int) -> UnsafeMutablePointer<S> {
+            if let k = index[node] { return b.staging.pointer + k * n }
+            precondition(node.count > 1, "chunk \(node) is owned by no rank")
+            let mid = BatchPlan.split(node)
+            let left = value(node.lowerBound ..< mid, depth: depth + 1)
+            let right = value(mid ..< node.upperBound, depth: depth + 1)
+            while scratch.count <= depth { scratch.append(Buffer<S>(count: n)) }
+            let dst = scratch[depth].pointer
+            for i in 0..<n { dst[i] = left[i] + right[i] }
+            return dst
+        }
+        let root = value(0 ..< chunkCount, depth: 0)
+        out.update(from: root, count: n)
+    }
+
+    private func allgatherSlices(_ base: UnsafeMutablePointer<S>, counts: [Int]) {
+        // Point to point: each rank sends its slice to every other rank.
+        var requests: [Communicator.Request] = []
+        var offsets = [0]
+        for c in counts { offsets.append(offsets.last! + c) }
+        let me = world.rank
+        for r in 0..<world.size where r != me {
+            if counts[r] > 0 {
+                requests.append(world.irecv(UnsafeMutableRawBufferPointer(start: base + offsets[r], count: counts[r] * MemoryLayout<S>.stride), from: r, tag: 7000))
+            }
+            if counts[me] > 0 {
+                requests.append(world.isend(UnsafeRawBufferPointer(start: base + offsets[me], count: counts[me] * MemoryLayout<S>.stride), to: r, tag: 7000))
+            }
+        }
+        for q in requests { q.wait() }
+    }
+}
+
+/// Compares a checksum of every rank's parameters; names the ranks that disagree.
+public enum ParameterCheck {
+    /// Collective. Returns nil when all ranks agree, else a message naming the odd ranks.
+    public static func compare<S: Real>(_ params: Parameters<S>, world: Communicator, step: Int) -> String? {
+        guard world.size > 1 else { return nil }
+        var h = XXHash64.hash(UnsafeRawBufferPointer(start: params.values.pointer, count: params.values.count * MemoryLayout<S>.stride))
+        h ^= XXHash64.hash(UnsafeRawBufferPointer(start: params.state.pointer, count: params.state.count * MemoryLayout<S>.stride))
+        let all = world.allgather([h]).map { $0[0] }
+        let groups = Dictionary(grouping: all.indices, by: { all[$0] })
+        guard groups.count > 1 else { return nil }
+        let majority = groups.max { $0.value.count < $1.value.count }!
+        let odd = all.indices.filter { all[$0] != majority.key }
+        return "parameters diverged at step \(step): rank(s) \(odd.map(String.init).joined(separator: ", ")) disagree with rank(s) \(majority.value.map(String.init).joined(separator: ", ")) (checksums \(Set(all).map { XXHash64.hex($0) }.sorted().joined(separator: " vs ")))"
+    }
+}
