@@ -17,8 +17,15 @@ struct Info: ParsableCommand {
     @Flag(help: "Also test every MPI operation ser uses (collectives, point to point, non-blocking) and measure allreduce bandwidth. Exits with status 1 if any check fails.")
     var check = false
 
+    // A long-running MPI job for the fault tests of the multi-node harness (Cluster/netns).
+    @Option(name: .customLong("check-loop"),
+            help: ArgumentHelp("Repeat the communication checks for this many seconds (implies --check).",
+                               valueName: "seconds", visibility: .hidden))
+    var checkLoop: Double?
+
     func validate() throws {
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1 (got \(t))") }
+        if let s = checkLoop, !(s > 0) { throw ValidationError("--check-loop must be a positive number of seconds (got \(s))") }
     }
 
     func run() throws {
@@ -44,8 +51,21 @@ struct Info: ParsableCommand {
                 for (k, v) in facts { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
             }
         }
-        if check {
-            let outcome = CommCheck.run(world)
+        if check || checkLoop != nil {
+            var outcome = CommCheck.run(world)
+            if let seconds = checkLoop {
+                // Rank 0's clock decides for everyone, so all ranks run the same number of rounds.
+                let start = Date()
+                var rounds = 1
+                while true {
+                    var more: [Int64] = [world.isRoot && Date().timeIntervalSince(start) < seconds ? 1 : 0]
+                    world.broadcast(&more)
+                    if more[0] == 0 { break }
+                    for f in CommCheck.run(world, payloadMB: 1).failed where !outcome.failed.contains(f) { outcome.failed.append(f) }
+                    rounds += 1
+                }
+                if world.isRoot { print("check loop  \(rounds) rounds in \(String(format: "%.1f", Date().timeIntervalSince(start))) s") }
+            }
             if world.isRoot {
                 for p in outcome.passed { print("check  ok    \(p)") }
                 for f in outcome.failed { print("check  FAIL  \(f)") }
