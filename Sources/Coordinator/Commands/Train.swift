@@ -55,6 +55,12 @@ struct Train: ParsableCommand {
     @Option(help: "Adam ε.")
     var epsilon: Double = 1e-8
 
+    @Option(name: .customLong("warmup-steps"), help: "Raise the learning rate linearly over this many first steps (0: constant, as the paper).")
+    var warmupSteps: Int = 0
+
+    @Option(name: .customLong("bn-momentum"), help: "Momentum of batch norm's moving statistics (YAMNet branch).")
+    var bnMomentum: Double = 0.9
+
     @Option(help: "Seed for initialisation and data order.")
     var seed: UInt64 = 1
 
@@ -112,6 +118,8 @@ struct Train: ParsableCommand {
         if !(learningRate > 0) { throw ValidationError("--learning-rate must be positive") }
         if !(width > 0 && width <= 4) { throw ValidationError("--width must be in (0, 4]") }
         if let r = ranks, r < 1 { throw ValidationError("--ranks must be at least 1") }
+        if warmupSteps < 0 { throw ValidationError("--warmup-steps must be 0 or more") }
+        if !(bnMomentum >= 0 && bnMomentum < 1) { throw ValidationError("--bn-momentum must be in [0, 1)") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         for (flag, path) in [("--yamnet-weights", yamnetWeights), ("--vggish-weights", vggishWeights), ("--features", features)] {
             if let path, !FileManager.default.fileExists(atPath: path) { throw ValidationError("\(flag) \(path): no such file or directory") }
@@ -136,6 +144,8 @@ struct Train: ParsableCommand {
         }
         var o = TrainOptions(features: features, out: out ?? resume!)
         o.model = ModelConfig(architecture: ModelConfig.Architecture(rawValue: model)!, classes: 2, width: width, freezeYAMNet: freezeYAMNet)
+        o.model.bnMomentum = bnMomentum
+        o.warmupSteps = warmupSteps
         o.epochs = epochs ?? 20
         o.batch = batch
         o.adam = Adam<Float>.Settings(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon)

@@ -22,9 +22,11 @@ public struct EpochOrder: Sendable {
     public init(laneSegments: [[(id: Int, block: Int)]], batch: Int, seed: UInt64, epoch: Int, windowBlocks: Int) {
         let s = laneSegments.count
         let total = laneSegments.reduce(0) { $0 + $1.count }
-        globalBatch = min(batch, total)
-        batches = globalBatch == 0 ? 0 : total / globalBatch
-        quota = (0..<s).map { (globalBatch * ($0 + 1)) / s - (globalBatch * $0) / s }
+        let g = min(batch, total)
+        globalBatch = g
+        batches = g == 0 ? 0 : total / g
+        let quota = (0..<s).map { (g * ($0 + 1)) / s - (g * $0) / s }
+        self.quota = quota
         var lanes: [[Int]] = []
         for (lane, segments) in laneSegments.enumerated() {
             let need = batches * quota[lane]

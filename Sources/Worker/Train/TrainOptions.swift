@@ -17,6 +17,8 @@ public struct TrainOptions: Codable, Hashable, Sendable {
     public var epochs = 20
     public var batch = 128
     public var adam = Adam<Float>.Settings()
+    /// Linear learning-rate warm-up over this many steps (0: the paper's constant rate).
+    public var warmupSteps = 0
     public var seed: UInt64 = 1
     public var split: String = "random"
     /// Train on every segment instead of only those Gaussian data selection kept.
@@ -47,7 +49,8 @@ public struct TrainOptions: Codable, Hashable, Sendable {
         [("architecture", model.architecture.rawValue), ("classes", store.labels.joined(separator: ",")),
          ("width", String(model.width)), ("front end", store.frontEndHash), ("store", store.fingerprint),
          ("batch", String(batch)), ("learning rate", String(adam.learningRate)),
-         ("adam betas", "\(adam.beta1),\(adam.beta2)"), ("adam epsilon", String(adam.epsilon)),
+         ("adam betas", "\(adam.beta1),\(adam.beta2)"), ("adam epsilon", String(adam.epsilon)), ("warm-up steps", String(warmupSteps)),
+         ("batch-norm momentum", String(model.bnMomentum)),
          ("seed", String(seed)), ("split", split), ("segments", allSegments ? "all" : "kept by GDS"),
          ("mode", mode.rawValue), ("freeze YAMNet", String(model.freezeYAMNet)),
          ("YAMNet weights", yamnetWeights.map { ($0 as NSString).lastPathComponent } ?? "none"),

@@ -211,7 +211,8 @@ public final class Trainer {
                 world.allreduce(&stepLoss, .sum)
                 let loss = stepLoss[0] / max(1, stepLoss[1])
                 if !loss.isFinite { try stopOnNonFinite(loss: loss) }
-                adam.update(net.params.values, net.params.grads, ranges: net.trainedRanges)
+                let warm = options.warmupSteps > 0 ? min(1, Double(step + 1) / Double(options.warmupSteps)) : 1
+                adam.update(net.params.values, net.params.grads, ranges: net.trainedRanges, rateScale: warm)
                 step += 1
                 batchInEpoch += 1
                 watchdog.progress(step: step)

@@ -22,9 +22,12 @@ public struct ModelConfig: Codable, Hashable, Sendable {
     public var tapChannels: Int = 512
     public var fuseChannels: Int = 256
     public var denseUnits: Int = 512
-    /// YAMNet's batch norm: no scale term, epsilon 1e-4; Keras' momentum 0.99 for moving statistics.
+    /// YAMNet's batch norm: no scale term, epsilon 1e-4. Moving statistics follow
+    /// m ← momentum·m + (1 − momentum)·batch with momentum 0.9 (PyTorch's convention): Keras' 0.99
+    /// needs several hundred steps to forget the initial statistics, longer than a small corpus's
+    /// whole run, and evaluation would use stale statistics until then.
     public var bnEpsilon: Double = 1e-4
-    public var bnMomentum: Double = 0.99
+    public var bnMomentum: Double = 0.9
     /// Train YAMNet's branch (false: its weights and batch-norm statistics stay as loaded).
     public var freezeYAMNet: Bool = false
 

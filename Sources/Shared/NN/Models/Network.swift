@@ -212,7 +212,8 @@ public final class Network<S: Real> {
     }
 
     /// Samples in the batch whose statistics batch norm uses (the global batch in training).
-    var globalBatchOverride: Int?
+    /// Samples over which batch norm takes statistics when the batch is split over ranks.
+    public var globalBatchOverride: Int?
     func statisticsBatch(_ local: Int) -> Int { globalBatchOverride ?? local }
 
     func context(_ batch: Int) -> PassContext<S> {

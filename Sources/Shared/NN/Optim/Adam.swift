@@ -29,11 +29,11 @@ public final class Adam<S: Real> {
     }
 
     /// One update of `params` from `grads` over the given flat ranges (frozen ranges are left out).
-    public func update(_ params: Buffer<S>, _ grads: Buffer<S>, ranges: [Range<Int>]) {
+    public func update(_ params: Buffer<S>, _ grads: Buffer<S>, ranges: [Range<Int>], rateScale: Double = 1) {
         step += 1
         let b1 = S(settings.beta1), b2 = S(settings.beta2)
         let c1 = S(1 - pow(settings.beta1, Double(step))), c2 = S(1 - pow(settings.beta2, Double(step)))
-        let lr = S(settings.learningRate), eps = S(settings.epsilon)
+        let lr = S(settings.learningRate * rateScale), eps = S(settings.epsilon)
         let p = params.pointer, g = grads.pointer, mm = m.pointer, vv = v.pointer
         for range in ranges {
             let parts = max(1, min(64, range.count / 65536))
