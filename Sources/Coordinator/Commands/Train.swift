@@ -94,6 +94,9 @@ struct Train: ParsableCommand {
     @Option(help: "Abort the job if no step completes for this many seconds (hung peer, dead node).")
     var watchdog: Double?
 
+    @Option(name: .customLong("checksum-every"), help: "Compare a checksum of every rank's parameters every this many steps (0: never).")
+    var checksumEvery: Int?
+
     @Option(help: "Start this many MPI ranks on this machine (needs Open MPI).")
     var ranks: Int?
 
@@ -102,6 +105,10 @@ struct Train: ParsableCommand {
 
     @Flag(help: "Print only warnings and the final summary.")
     var quiet = false
+
+    // Fault injection for the tests of the divergence check.
+    @Option(name: .customLong("inject-divergence"), help: ArgumentHelp("RANK@STEP: nudge one rank's parameters after a step.", visibility: .hidden))
+    var injectDivergence: String?
 
     func validate() throws {
         if resume == nil {
@@ -135,8 +142,10 @@ struct Train: ParsableCommand {
             if let epochs { o.epochs = epochs }
             if let checkpointEvery { o.checkpointEvery = checkpointEvery }
             if let keepCheckpoints { o.keepCheckpoints = keepCheckpoints }
-            if let maxSteps { o.maxSteps = maxSteps }
+            // A step limit belongs to one invocation, not to the run.
+            o.maxSteps = maxSteps
             if let watchdog { o.watchdogSeconds = watchdog }
+            if let checksumEvery { o.checksumEvery = checksumEvery }
             return o
         }
         guard let features else {
@@ -159,6 +168,8 @@ struct Train: ParsableCommand {
         if let keepCheckpoints { o.keepCheckpoints = keepCheckpoints }
         o.maxSteps = maxSteps
         if let watchdog { o.watchdogSeconds = watchdog }
+        if let checksumEvery { o.checksumEvery = checksumEvery }
+        o.injectDivergence = injectDivergence.map { $0.split(separator: "@").compactMap { Int($0) } }
         return o
     }
 

@@ -76,11 +76,12 @@ public enum AtomicFile {
     }
 }
 
-/// Reads a whole file, with an error that names it.
+/// Reads a whole file, with an error that names it. (Not memory-mapped: on Linux, Foundation
+/// writes a mutated copy of mapped Data into the read-only mapping and crashes.)
 public func readFile(_ path: String) throws -> Data {
     guard FileManager.default.fileExists(atPath: path) else { throw FileError("\(path): no such file") }
     do {
-        return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        return try Data(contentsOf: URL(fileURLWithPath: path))
     } catch {
         throw FileError("\(path): cannot read (\(error.localizedDescription))")
     }

@@ -191,19 +191,21 @@ public final class GradientExchange<S: Real> {
         if n == 0 { return }
         var index: [Range<Int>: Int] = [:]
         for (k, node) in allNodes.enumerated() { index[node.range] = k }
-        var scratch: [Buffer<S>] = []
-        func value(_ node: Range<Int>, depth: Int) -> UnsafeMutablePointer<S> {
+        // Each internal node gets its own buffer: a shared one per depth would let the right
+        // child overwrite the left child's sum.
+        var scratch: [Range<Int>: Buffer<S>] = [:]
+        func value(_ node: Range<Int>) -> UnsafeMutablePointer<S> {
             if let k = index[node] { return b.staging.pointer + k * n }
             precondition(node.count > 1, "chunk \(node) is owned by no rank")
             let mid = BatchPlan.split(node)
-            let left = value(node.lowerBound ..< mid, depth: depth + 1)
-            let right = value(mid ..< node.upperBound, depth: depth + 1)
-            while scratch.count <= depth { scratch.append(Buffer<S>(count: n)) }
-            let dst = scratch[depth].pointer
-            for i in 0..<n { dst[i] = left[i] + right[i] }
-            return dst
+            let left = value(node.lowerBound ..< mid)
+            let right = value(mid ..< node.upperBound)
+            let dst = Buffer<S>(count: n)
+            scratch[node] = dst
+            for i in 0..<n { dst.pointer[i] = left[i] + right[i] }
+            return dst.pointer
         }
-        let root = value(0 ..< chunkCount, depth: 0)
+        let root = value(0 ..< chunkCount)
         out.update(from: root, count: n)
     }
 

@@ -38,6 +38,8 @@ public struct TrainOptions: Codable, Hashable, Sendable {
     public var watchdogSeconds: Double = 300
     /// Blocks held per lane by the shuffle window.
     public var shuffleWindowBlocks = 8
+    /// Fault injection for tests of the divergence check: (rank, step) whose parameters are nudged.
+    public var injectDivergence: [Int]?
 
     public init(features: String, out: String) {
         self.features = features

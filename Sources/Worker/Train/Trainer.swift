@@ -40,6 +40,9 @@ public final class Trainer {
     public private(set) var lastEvaluation: EvaluationResult?
     public private(set) var communicationWait = 0.0
     public private(set) var computeSeconds = 0.0
+    /// Parameters and batch-norm state before the last update: the last good weights if an
+    /// update overflows (a copy per step, ~1 % of a step's memory traffic).
+    private var previous: (values: Buffer<Float>, state: Buffer<Float>)?
 
     public init(options: TrainOptions, world: Communicator, console: Console) throws {
         self.options = options
@@ -211,10 +214,16 @@ public final class Trainer {
                 world.allreduce(&stepLoss, .sum)
                 let loss = stepLoss[0] / max(1, stepLoss[1])
                 if !loss.isFinite { try stopOnNonFinite(loss: loss) }
+                if previous == nil { previous = (Buffer(count: net.params.values.count), Buffer(count: net.params.state.count)) }
+                previous!.values.pointer.update(from: net.params.values.pointer, count: net.params.values.count)
+                previous!.state.pointer.update(from: net.params.state.pointer, count: net.params.state.count)
                 let warm = options.warmupSteps > 0 ? min(1, Double(step + 1) / Double(options.warmupSteps)) : 1
                 adam.update(net.params.values, net.params.grads, ranges: net.trainedRanges, rateScale: warm)
                 step += 1
                 batchInEpoch += 1
+                if let fault = options.injectDivergence, fault.count == 2, fault[0] == world.rank, fault[1] == step {
+                    net.params.values[0] += 1e-3
+                }
                 watchdog.progress(step: step)
                 lossSum += stepLoss[0]
                 lossCount += stepLoss[1]
@@ -289,19 +298,27 @@ public final class Trainer {
         Checkpoint.prune(run.checkpoints, keep: options.keepCheckpoints, validation: validationByStep)
     }
 
-    /// Stops the job at a non-finite loss, naming the step and the first layer where it appeared.
+    /// Stops the job at a non-finite loss, naming the step and the first layer where it appeared,
+    /// and writes the last good weights (the current ones if finite, else those before the last update).
     private func stopOnNonFinite(loss: Double) throws {
-        let where_ = net.firstNonFiniteParameter().map { "the parameter \($0)" }
+        let badParameter = net.firstNonFiniteParameter()
+        let where_ = badParameter.map { "the parameter \($0) (the previous update overflowed)" }
             ?? net.firstNonFiniteActivation().map { "the output of \($0)" } ?? "the loss only"
         let places = world.allgatherStrings(where_)
         let first = places.enumerated().first { !$0.element.hasSuffix("loss only") } ?? (0, where_)
-        var saved = "the last checkpoint in \(run.checkpoints)"
-        if net.firstNonFiniteParameter() == nil && world.isRoot {
-            // The parameters are still finite: they are the last good weights.
-            let path = run.path + "/weights-last-good.safetensors"
-            try net.params.export(metadata: ["step": String(step)]).write(path: path)
-            saved = path
+        let path = run.path + "/weights-last-good.safetensors"
+        var goodStep = step
+        if world.isRoot {
+            if badParameter != nil, let previous {
+                net.params.values.pointer.update(from: previous.values.pointer, count: previous.values.count)
+                net.params.state.pointer.update(from: previous.state.pointer, count: previous.state.count)
+                goodStep = step - 1
+            }
+            if net.firstNonFiniteParameter() == nil {
+                try net.params.export(metadata: ["step": String(goodStep)]).write(path: path)
+            }
         }
+        let saved = FileManager.default.fileExists(atPath: path) ? "\(path) (after step \(goodStep))" : "the last checkpoint in \(run.checkpoints)"
         throw TrainingError("training stopped at step \(step + 1): the loss is \(loss); non-finite values first appear in \(first.element) (rank \(first.offset)). The last good weights are in \(saved). Lower --learning-rate (now \(options.adam.learningRate)) or check the input features.")
     }
 }
