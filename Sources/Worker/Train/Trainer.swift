@@ -38,11 +38,9 @@ public final class Trainer {
     /// Called after every step with (step, loss): tests and the watchdog observe progress here.
     public var onStep: ((Int, Double) -> Void)?
     public private(set) var lastEvaluation: EvaluationResult?
-    public private(set) var communicationWait = 0.0
+    public var communicationWait: Double { runner?.communicationWait ?? 0 }
     public private(set) var computeSeconds = 0.0
-    /// Parameters and batch-norm state before the last update: the last good weights if an
-    /// update overflows (a copy per step, ~1 % of a step's memory traffic).
-    private var previous: (values: Buffer<Float>, state: Buffer<Float>)?
+    private var runner: StepRunner?
 
     public init(options: TrainOptions, world: Communicator, console: Console) throws {
         self.options = options
@@ -152,7 +150,6 @@ public final class Trainer {
 
     public func train() throws {
         let det = options.mode == .deterministic
-        net.statistics = MPIStatistics(world: world, deterministic: det)
         if world.isRoot {
             try AtomicFile.makeDirectory(run.checkpoints)
             let cfg = RunConfig(options: options, labels: store.labels, frontEnd: store.frontEnd, frontEndHash: store.manifest.frontEndHash,
@@ -162,7 +159,6 @@ public final class Trainer {
         }
         let per = store.valuesPerSegment
         let reader = store.makeReader(cacheBlocks: (options.shuffleWindowBlocks + 2) * max(1, lanes.count))
-        let classes = store.labels.count
         var lastCheckpointStep = step
         let watchdog = Watchdog(world: world, timeout: options.watchdogSeconds, console: console)
         watchdog.start()
@@ -172,15 +168,10 @@ public final class Trainer {
             let order = EpochOrder(laneSegments: laneSegments, batch: options.batch, seed: options.seed, epoch: epoch,
                                    windowBlocks: options.shuffleWindowBlocks)
             let g = order.globalBatch
-            net.globalBatchOverride = g
-            let plans = (0..<world.size).map {
-                BatchPlan.distributed(globalBatch: g, rank: $0, ranks: world.size, deterministic: det, chunkCount: store.shardCount)
-            }
-            let plan = plans[world.rank]
-            let sink = GradientSink(plan: plan, primary: net.params.grads)
-            let exchange = GradientExchange(world: world, sink: sink, plans: plans, trained: net.trainedRanges)
+            let runner = self.runner ?? StepRunner(net: net, adam: adam, world: world, deterministic: det, chunkCount: store.shardCount)
+            self.runner = runner
+            let plan = runner.prepare(globalBatch: g)
             var x = [Float](repeating: 0, count: max(1, plan.localBatch) * per)
-            var dlogits = [Float](repeating: 0, count: max(1, plan.localBatch) * classes)
             let progress = world.isRoot ? Progress("epoch \(epoch + 1)/\(options.epochs)", total: order.batches, unit: "batches", console: console) : nil
             progress?.advance(by: batchInEpoch)
             var lossSum = 0.0, lossCount = 0.0
@@ -203,30 +194,18 @@ public final class Trainer {
                     }
                 }
                 precondition(labels.count == plan.localBatch, "lane quotas do not match the batch plan")
-                let logits = x.withUnsafeBufferPointer { net.forward($0.baseAddress!, batch: plan.localBatch, bn: .batch, updateStatistics: true) }
-                let losses = dlogits.withUnsafeMutableBufferPointer {
-                    SoftmaxCrossEntropy.compute(logits, labels: labels, classes: classes, globalBatch: g, dlogits: $0.baseAddress!)
-                }
-                exchange.begin()
-                dlogits.withUnsafeBufferPointer { _ = net.backward($0.baseAddress!, sink: sink) }
-                exchange.finish()
-                var stepLoss = [losses.reduce(0, +), Double(losses.count)]
-                world.allreduce(&stepLoss, .sum)
-                let loss = stepLoss[0] / max(1, stepLoss[1])
+                let loss = x.withUnsafeBufferPointer { runner.forwardBackward($0.baseAddress!, labels: labels) }
                 if !loss.isFinite { try stopOnNonFinite(loss: loss) }
-                if previous == nil { previous = (Buffer(count: net.params.values.count), Buffer(count: net.params.state.count)) }
-                previous!.values.pointer.update(from: net.params.values.pointer, count: net.params.values.count)
-                previous!.state.pointer.update(from: net.params.state.pointer, count: net.params.state.count)
                 let warm = options.warmupSteps > 0 ? min(1, Double(step + 1) / Double(options.warmupSteps)) : 1
-                adam.update(net.params.values, net.params.grads, ranges: net.trainedRanges, rateScale: warm)
+                runner.update(rateScale: warm)
                 step += 1
                 batchInEpoch += 1
                 if let fault = options.injectDivergence, fault.count == 2, fault[0] == world.rank, fault[1] == step {
                     net.params.values[0] += 1e-3
                 }
                 watchdog.progress(step: step)
-                lossSum += stepLoss[0]
-                lossCount += stepLoss[1]
+                lossSum += loss * Double(g)
+                lossCount += Double(g)
                 epochSegments += g
                 computeSeconds += Date().timeIntervalSince(t0)
                 if options.checksumEvery > 0 && step % options.checksumEvery == 0,
@@ -241,7 +220,6 @@ public final class Trainer {
                     lastCheckpointStep = step
                 }
             }
-            communicationWait = exchange.waitSeconds
             if let limit = options.maxSteps, step >= limit, batchInEpoch < order.batches {
                 progress?.finish("stopped at step \(step) (--max-steps)")
                 if step != lastCheckpointStep { try saveCheckpoint(validation: nil) }
@@ -309,7 +287,7 @@ public final class Trainer {
         let path = run.path + "/weights-last-good.safetensors"
         var goodStep = step
         if world.isRoot {
-            if badParameter != nil, let previous {
+            if badParameter != nil, let previous = runner?.previous {
                 net.params.values.pointer.update(from: previous.values.pointer, count: previous.values.count)
                 net.params.state.pointer.update(from: previous.state.pointer, count: previous.state.count)
                 goodStep = step - 1

@@ -7,8 +7,8 @@ import Foundation
 /// results are added up along one fixed binary tree over the C chunks. A rank owns a contiguous
 /// run of chunks; whatever the number of ranks, every internal node of the tree is computed as
 /// `left + right` from the same leaves, so the final gradient is bitwise the same for 1, 2 or 3
-/// ranks. In fast mode a rank's whole share is a single chunk (fewer, larger GEMMs) and ranks'
-/// sums meet in MPI's allreduce, which may round differently.
+/// ranks. In fast mode a rank cuts its share into one chunk per thread (fewer, larger GEMMs)
+/// and ranks' sums meet in MPI's allreduce, which may round differently.
 public struct BatchPlan: Sendable {
     /// Samples in the global batch.
     public let globalBatch: Int
@@ -29,26 +29,33 @@ public struct BatchPlan: Sendable {
     }
 
     /// Rank `rank` of `ranks` with C = `chunkCount` chunks (the training data's lanes): chunks are
-    /// dealt out in contiguous runs (uneven when C % ranks ≠ 0). Needs ranks ≤ C.
-    public static func distributed(globalBatch: Int, rank: Int, ranks: Int, deterministic: Bool, chunkCount: Int) -> BatchPlan {
+    /// dealt out in contiguous runs (uneven when C % ranks ≠ 0). Needs ranks ≤ C. In fast mode the
+    /// rank's share is cut into `localParts` chunks instead (default: its threads).
+    public static func distributed(globalBatch: Int, rank: Int, ranks: Int, deterministic: Bool, chunkCount: Int,
+                                   localParts: Int = ComputeThreads.current) -> BatchPlan {
         precondition(ranks <= chunkCount, "more ranks than chunks")
         let c = chunkCount
         func chunkStart(_ i: Int) -> Int { i * globalBatch / c }
         let first = rank * c / ranks, last = (rank + 1) * c / ranks
         let start = chunkStart(first), end = chunkStart(last)
+        let n = end - start, parts = max(1, min(localParts, n))
         let chunks: [Range<Int>] = deterministic
             ? (first..<last).map { (chunkStart($0) - start) ..< (chunkStart($0 + 1) - start) }
-            : [0 ..< (end - start)]
+            : (0..<parts).map { ($0 * n / parts) ..< (($0 + 1) * n / parts) }
         return BatchPlan(globalBatch: globalBatch, localStart: start, localBatch: end - start, chunks: chunks,
-                         firstChunk: first, chunkCount: c, deterministic: deterministic)
+                         firstChunk: first, chunkCount: c, deterministic: deterministic, firstChunkRank: rank)
     }
 
     /// The tree nodes (ranges of global chunk indices) this rank's chunks add up to. The whole
     /// gradient is the tree sum of all ranks' nodes.
     public var nodes: [Range<Int>] {
-        guard deterministic else { return [firstChunk ..< firstChunk + 1] }
+        guard deterministic else { return [rank ..< rank + 1] }
         return BatchPlan.cover(firstChunk ..< firstChunk + chunks.count, in: 0 ..< chunkCount)
     }
+
+    /// This rank's index (fast mode names its single node by it).
+    public var rank: Int { firstChunkRank }
+    let firstChunkRank: Int
 
     /// Split point of a tree node: the largest power of two below its width, so a power-of-two
     /// chunk count gives a perfectly balanced tree.
@@ -103,19 +110,27 @@ public final class GradientSink<S: Real> {
     }
 
     /// Computes the gradient of the tensor at flat `offset` (`count` elements) with
-    /// `compute(samples, out)`, once per chunk, and stores the tree sum(s) in the node buffers.
-    public func accumulate(offset: Int, count: Int, _ compute: (Range<Int>, UnsafeMutablePointer<S>) -> Void) {
+    /// `compute(samples, worker, out)`, once per chunk (chunks run in parallel; `worker` selects
+    /// per-thread scratch), and stores the tree sum(s) in the node buffers.
+    @_specialize(exported: true, where S == Float)
+    @_specialize(exported: true, where S == Double)
+    public func accumulate(offset: Int, count: Int, _ compute: (Range<Int>, Int, UnsafeMutablePointer<S>) -> Void) {
         let chunks = plan.chunks
         if chunks.count == 1 {
-            compute(chunks[0], nodeBuffers[0].pointer + offset)
+            ComputeThreads.parallelChunks(1) { _, w in compute(chunks[0], w, nodeBuffers[0].pointer + offset) }
         } else {
             if scratch.count < chunks.count * count { scratch = Buffer<S>(count: chunks.count * count, zeroed: false) }
             let slots = scratch.pointer
-            for (i, range) in chunks.enumerated() { compute(range, slots + i * count) }
-            for (k, node) in plan.nodes.enumerated() {
-                let local = (node.lowerBound - plan.firstChunk) ..< (node.upperBound - plan.firstChunk)
-                reduce(local, slots: slots, count: count, globalOffset: plan.firstChunk)
-                (nodeBuffers[k].pointer + offset).update(from: slots + local.lowerBound * count, count: count)
+            ComputeThreads.parallelChunks(chunks.count) { i, w in compute(chunks[i], w, slots + i * count) }
+            if plan.deterministic {
+                for (k, node) in plan.nodes.enumerated() {
+                    let local = (node.lowerBound - plan.firstChunk) ..< (node.upperBound - plan.firstChunk)
+                    reduce(local, slots: slots, count: count, globalOffset: plan.firstChunk)
+                    (nodeBuffers[k].pointer + offset).update(from: slots + local.lowerBound * count, count: count)
+                }
+            } else {
+                reduce(0 ..< chunks.count, slots: slots, count: count, globalOffset: 0)
+                (nodeBuffers[0].pointer + offset).update(from: slots, count: count)
             }
         }
         onReady?(offset ..< offset + count)
@@ -129,7 +144,10 @@ public final class GradientSink<S: Real> {
         reduce(node.lowerBound ..< mid, slots: slots, count: count, globalOffset: globalOffset)
         reduce(mid ..< node.upperBound, slots: slots, count: count, globalOffset: globalOffset)
         let left = slots + node.lowerBound * count, right = slots + mid * count
-        for i in 0..<count { left[i] = left[i] + right[i] }
+        let parts = max(1, min(64, count / 32768))
+        ComputeThreads.parallelFor(parts) { p in
+            for i in (p * count / parts) ..< ((p + 1) * count / parts) { left[i] = left[i] + right[i] }
+        }
     }
 
     /// Marks a tensor whose gradient is zero this step (frozen or unused) as final.

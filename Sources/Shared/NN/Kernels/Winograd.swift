@@ -34,7 +34,7 @@ func winogradBlockTiles(_ g: ConvGeometry, totalTiles: Int) -> Int {
 public func winogradWorkspaceCount(_ g: ConvGeometry, batch: Int) -> Int {
     let tiles = batch * (g.h / 2) * (g.w / 2)
     let t = winogradBlockTiles(g, totalTiles: tiles)
-    return 16 * t * (g.cin + g.cout) + 16 * g.cin * g.cout
+    return 16 * t * (g.cin + g.cout) + 16 * g.cin * g.cout + max(g.cin, g.cout)
 }
 
 /// U[p][ci][co] = (G g Gᵀ)_p for a kernel g: (3, 3, Cin, Cout). With `rotate`, the kernel used is
@@ -72,62 +72,36 @@ func winogradKernelTransform<S: Real>(_ w: UnsafePointer<S>, _ u: UnsafeMutableP
 }
 
 /// V[t][p][c] = (Bᵀ d B)_p for the 4×4 input patch of each tile in [t0, t0 + count).
+/// Rows or columns of the patch that fall in the padding read from a row of zeros.
 @inline(__always)
 func winogradInputTransform<S: Real>(_ x: UnsafePointer<S>, _ v: UnsafeMutablePointer<S>, t0: Int, count: Int,
-                                     h: Int, w: Int, c: Int) {
+                                     h: Int, w: Int, c: Int, zeros: UnsafePointer<S>) {
     let th = h / 2, tw = w / 2, perSample = th * tw
     ComputeThreads.parallelFor(count) { k in
         let t = t0 + k
         let n = t / perSample, ti = (t % perSample) / tw, tj = t % tw
         let xs = x + n * h * w * c
         let out = v + k * 16 * c
-        // Rows of the patch (some are padding).
-        var rowPtr: [UnsafePointer<S>?] = [nil, nil, nil, nil]
-        var colOK = [false, false, false, false]
-        for a in 0..<4 {
-            let yi = 2 * ti - 1 + a
-            rowPtr[a] = (yi >= 0 && yi < h) ? UnsafePointer(xs + yi * w * c) : nil
+        // Pointer to element (row a, column b) of the patch: the zero row for padding.
+        @inline(__always) func at(_ a: Int, _ b: Int) -> UnsafePointer<S> {
+            let yi = 2 * ti - 1 + a, xj = 2 * tj - 1 + b
+            return (yi >= 0 && yi < h && xj >= 0 && xj < w) ? xs + (yi * w + xj) * c : zeros
         }
-        for b in 0..<4 { let xj = 2 * tj - 1 + b; colOK[b] = xj >= 0 && xj < w }
-        let x0 = (2 * tj - 1) * c
-        @inline(__always) func d(_ a: Int, _ b: Int, _ ch: Int) -> S {
-            guard let row = rowPtr[a], colOK[b] else { return 0 }
-            return row[x0 + b * c + ch]
-        }
-        let interior = rowPtr[0] != nil && rowPtr[3] != nil && colOK[0] && colOK[3]
-        if interior {
-            let r0 = rowPtr[0]! + x0, r1 = rowPtr[1]! + x0, r2 = rowPtr[2]! + x0, r3 = rowPtr[3]! + x0
-            for ch in 0..<c {
-                // Bᵀ over rows, for each of the 4 columns.
-                let a00 = r0[ch] - r2[ch], a01 = r0[c + ch] - r2[c + ch], a02 = r0[2 * c + ch] - r2[2 * c + ch], a03 = r0[3 * c + ch] - r2[3 * c + ch]
-                let a10 = r1[ch] + r2[ch], a11 = r1[c + ch] + r2[c + ch], a12 = r1[2 * c + ch] + r2[2 * c + ch], a13 = r1[3 * c + ch] + r2[3 * c + ch]
-                let a20 = r2[ch] - r1[ch], a21 = r2[c + ch] - r1[c + ch], a22 = r2[2 * c + ch] - r1[2 * c + ch], a23 = r2[3 * c + ch] - r1[3 * c + ch]
-                let a30 = r1[ch] - r3[ch], a31 = r1[c + ch] - r3[c + ch], a32 = r1[2 * c + ch] - r3[2 * c + ch], a33 = r1[3 * c + ch] - r3[3 * c + ch]
-                // B over columns.
-                out[0 * c + ch] = a00 - a02; out[1 * c + ch] = a01 + a02; out[2 * c + ch] = a02 - a01; out[3 * c + ch] = a01 - a03
-                out[4 * c + ch] = a10 - a12; out[5 * c + ch] = a11 + a12; out[6 * c + ch] = a12 - a11; out[7 * c + ch] = a11 - a13
-                out[8 * c + ch] = a20 - a22; out[9 * c + ch] = a21 + a22; out[10 * c + ch] = a22 - a21; out[11 * c + ch] = a21 - a23
-                out[12 * c + ch] = a30 - a32; out[13 * c + ch] = a31 + a32; out[14 * c + ch] = a32 - a31; out[15 * c + ch] = a31 - a33
-            }
-        } else {
-            // A tile touching the border: read through `d`, which yields the zero padding.
-            for ch in 0..<c {
-                for i in 0..<4 {
-                    @inline(__always) func bt(_ j: Int) -> S {
-                        switch i {
-                        case 0: return d(0, j, ch) - d(2, j, ch)
-                        case 1: return d(1, j, ch) + d(2, j, ch)
-                        case 2: return d(2, j, ch) - d(1, j, ch)
-                        default: return d(1, j, ch) - d(3, j, ch)
-                        }
-                    }
-                    let a0 = bt(0), a1 = bt(1), a2 = bt(2), a3 = bt(3)
-                    out[(i * 4 + 0) * c + ch] = a0 - a2
-                    out[(i * 4 + 1) * c + ch] = a1 + a2
-                    out[(i * 4 + 2) * c + ch] = a2 - a1
-                    out[(i * 4 + 3) * c + ch] = a1 - a3
-                }
-            }
+        let p00 = at(0, 0), p01 = at(0, 1), p02 = at(0, 2), p03 = at(0, 3)
+        let p10 = at(1, 0), p11 = at(1, 1), p12 = at(1, 2), p13 = at(1, 3)
+        let p20 = at(2, 0), p21 = at(2, 1), p22 = at(2, 2), p23 = at(2, 3)
+        let p30 = at(3, 0), p31 = at(3, 1), p32 = at(3, 2), p33 = at(3, 3)
+        for ch in 0..<c {
+            // Bᵀ over rows, for each of the 4 columns.
+            let a00 = p00[ch] - p20[ch], a01 = p01[ch] - p21[ch], a02 = p02[ch] - p22[ch], a03 = p03[ch] - p23[ch]
+            let a10 = p10[ch] + p20[ch], a11 = p11[ch] + p21[ch], a12 = p12[ch] + p22[ch], a13 = p13[ch] + p23[ch]
+            let a20 = p20[ch] - p10[ch], a21 = p21[ch] - p11[ch], a22 = p22[ch] - p12[ch], a23 = p23[ch] - p13[ch]
+            let a30 = p10[ch] - p30[ch], a31 = p11[ch] - p31[ch], a32 = p12[ch] - p32[ch], a33 = p13[ch] - p33[ch]
+            // B over columns.
+            out[ch] = a00 - a02; out[c + ch] = a01 + a02; out[2 * c + ch] = a02 - a01; out[3 * c + ch] = a01 - a03
+            out[4 * c + ch] = a10 - a12; out[5 * c + ch] = a11 + a12; out[6 * c + ch] = a12 - a11; out[7 * c + ch] = a11 - a13
+            out[8 * c + ch] = a20 - a22; out[9 * c + ch] = a21 + a22; out[10 * c + ch] = a22 - a21; out[11 * c + ch] = a21 - a23
+            out[12 * c + ch] = a30 - a32; out[13 * c + ch] = a31 + a32; out[14 * c + ch] = a32 - a31; out[15 * c + ch] = a31 - a33
         }
     }
 }
@@ -190,7 +164,7 @@ func winogradGradientTransform<S: Real>(_ dy: UnsafePointer<S>, _ z: UnsafeMutab
 /// x: (B, H, W, Cin) → y: (B, H, W, Cout); `u` is the kernel transform [16][Cin][Cout].
 func winogradConvolve<S: Real>(_ x: UnsafePointer<S>, _ u: UnsafePointer<S>, _ bias: UnsafePointer<S>?, _ y: UnsafeMutablePointer<S>,
                                batch: Int, h: Int, w: Int, cin: Int, cout: Int, relu: Bool,
-                               workspace: UnsafeMutablePointer<S>) {
+                               workspace: UnsafeMutablePointer<S>, zeros: UnsafePointer<S>) {
     let g = ConvGeometry(h: h, w: w, cin: cin, cout: cout, kh: 3, kw: 3, stride: 1)
     let tiles = batch * (h / 2) * (w / 2)
     let blockTiles = winogradBlockTiles(g, totalTiles: tiles)
@@ -198,7 +172,7 @@ func winogradConvolve<S: Real>(_ x: UnsafePointer<S>, _ u: UnsafePointer<S>, _ b
     var t0 = 0
     while t0 < tiles {
         let n = min(blockTiles, tiles - t0)
-        winogradInputTransform(x, v, t0: t0, count: n, h: h, w: w, c: cin)
+        winogradInputTransform(x, v, t0: t0, count: n, h: h, w: w, c: cin, zeros: zeros)
         for p in 0..<16 {
             S.gemm(false, false, n, cout, cin, 1, v + p * cin, 16 * cin, u + p * cin * cout, cout, 0, m + p * cout, 16 * cout)
         }
@@ -207,20 +181,28 @@ func winogradConvolve<S: Real>(_ x: UnsafePointer<S>, _ u: UnsafePointer<S>, _ b
     }
 }
 
+/// The end of the workspace: 16·Cin·Cout elements for U (or Ŵ), then a zeroed row of
+/// max(Cin, Cout) that stands for the padding.
+func winogradTail<S: Real>(_ workspace: UnsafeMutablePointer<S>, _ g: ConvGeometry, batch: Int) -> (UnsafeMutablePointer<S>, UnsafeMutablePointer<S>) {
+    let zeros = workspace + winogradWorkspaceCount(g, batch: batch) - max(g.cin, g.cout)
+    zeros.update(repeating: 0, count: max(g.cin, g.cout))
+    return (zeros - 16 * g.cin * g.cout, zeros)
+}
+
 /// 3×3 stride-1 SAME convolution forward by Winograd. w: (3, 3, Cin, Cout).
 public func winogradForward<S: Real>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ bias: UnsafePointer<S>?, _ y: UnsafeMutablePointer<S>,
                                      batch: Int, _ g: ConvGeometry, relu: Bool, workspace: UnsafeMutablePointer<S>) {
-    let u = workspace + winogradWorkspaceCount(g, batch: batch) - 16 * g.cin * g.cout
+    let (u, zeros) = winogradTail(workspace, g, batch: batch)
     winogradKernelTransform(w, u, cin: g.cin, cout: g.cout, rotate: false)
-    winogradConvolve(x, u, bias, y, batch: batch, h: g.h, w: g.w, cin: g.cin, cout: g.cout, relu: relu, workspace: workspace)
+    winogradConvolve(x, u, bias, y, batch: batch, h: g.h, w: g.w, cin: g.cin, cout: g.cout, relu: relu, workspace: workspace, zeros: zeros)
 }
 
 /// Input gradient: dx = conv(dy, rot180(w) with channels swapped). dx is overwritten.
 public func winogradBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ w: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
                                           batch: Int, _ g: ConvGeometry, workspace: UnsafeMutablePointer<S>) {
-    let u = workspace + winogradWorkspaceCount(g, batch: batch) - 16 * g.cin * g.cout
+    let (u, zeros) = winogradTail(workspace, g, batch: batch)
     winogradKernelTransform(w, u, cin: g.cin, cout: g.cout, rotate: true)
-    winogradConvolve(dy, u, nil, dx, batch: batch, h: g.h, w: g.w, cin: g.cout, cout: g.cin, relu: false, workspace: workspace)
+    winogradConvolve(dy, u, nil, dx, batch: batch, h: g.h, w: g.w, cin: g.cout, cout: g.cin, relu: false, workspace: workspace, zeros: zeros)
 }
 
 /// Kernel and bias gradients over `batch` samples: dw (3, 3, Cin, Cout), db (Cout), overwritten.
@@ -231,11 +213,11 @@ public func winogradBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: Unsafe
     let tiles = batch * (h / 2) * (w / 2)
     let blockTiles = winogradBlockTiles(g, totalTiles: tiles)
     let v = workspace, z = workspace + 16 * blockTiles * cin
-    let acc = workspace + winogradWorkspaceCount(g, batch: batch) - 16 * cin * cout   // Ŵ[p][ci][co]
+    let (acc, zeros) = winogradTail(workspace, g, batch: batch)   // acc: Ŵ[p][ci][co]
     var t0 = 0
     while t0 < tiles {
         let n = min(blockTiles, tiles - t0)
-        winogradInputTransform(x, v, t0: t0, count: n, h: h, w: w, c: cin)
+        winogradInputTransform(x, v, t0: t0, count: n, h: h, w: w, c: cin, zeros: zeros)
         winogradGradientTransform(dy, z, t0: t0, count: n, h: h, w: w, c: cout)
         for p in 0..<16 {
             S.gemm(true, false, cin, cout, n, 1, v + p * cin, 16 * cin, z + p * cout, 16 * cout, t0 == 0 ? 0 : 1,

@@ -132,6 +132,36 @@ public final class Network<S: Real> {
         return [0 ..< y.lowerBound, y.upperBound ..< layout.trainableCount].filter { !$0.isEmpty }
     }
 
+    // MARK: - Chunks
+
+    /// Sample ranges the next passes must use as chunks (the batch plan's in training, so that
+    /// every GEMM has the same shape for any number of ranks); nil: one chunk per thread.
+    public var chunkPlan: [Range<Int>]?
+    /// The chunks of the current pass.
+    public private(set) var passChunks: [Range<Int>] = []
+
+    private func beginPass(batch: Int) {
+        if let plan = chunkPlan, plan.first?.lowerBound == 0, plan.last?.upperBound == batch {
+            passChunks = plan
+        } else {
+            let parts = max(1, min(ComputeThreads.current, batch))
+            passChunks = (0..<parts).map { ($0 * batch / parts) ..< (($0 + 1) * batch / parts) }
+        }
+        // Per-thread workspaces are sized before any parallel region (the arena is not thread-safe).
+        let largest = passChunks.map(\.count).max() ?? batch
+        let need = workspaceCount(largest)
+        for w in 0..<ComputeThreads.current { _ = arena.get("workspace\(w)", need) }
+    }
+
+    /// Runs `body(samples, workspace)` for every chunk of the pass, chunks in parallel.
+    @inline(__always)
+    func perChunk(_ body: (Range<Int>, UnsafeMutablePointer<S>) -> Void) {
+        let chunks = passChunks
+        ComputeThreads.parallelChunks(chunks.count) { i, w in body(chunks[i], arena.existing("workspace\(w)")) }
+    }
+
+    func workspaceFor(_ worker: Int) -> UnsafeMutablePointer<S> { arena.existing("workspace\(worker)") }
+
     // MARK: - Forward
 
     /// Runs the network on `batch` patches x: (B, frames, bands, 1) and returns the logits (B, classes).
@@ -143,36 +173,48 @@ public final class Network<S: Real> {
     public func forward(_ x: UnsafePointer<S>, batch: Int, bn: BatchNormMode, updateStatistics: Bool = false) -> UnsafeMutablePointer<S> {
         self.batch = batch
         self.bnMode = bn
+        beginPass(batch: batch)
         let input = arena.get("x", batch * inputSize)
-        if input != UnsafeMutablePointer(mutating: x) { input.update(from: x, count: batch * inputSize) }
+        if input != UnsafeMutablePointer(mutating: x) {
+            perChunk { r, _ in (input + r.lowerBound * inputSize).update(from: x + r.lowerBound * inputSize, count: r.count * inputSize) }
+        }
         let z = arena.get("Z", batch * mapH * mapW * zChannels)
         if let v = vggish { forwardVGGish(v, input, batch: batch, z: z) }
         if let y = yamnet {
             let mode: BatchNormMode = config.freezeYAMNet ? .moving : bn
             let out = timed("fwd yamnet") { y.forward(input, batch: batch, bn: mode, update: updateStatistics && !config.freezeYAMNet, context(batch)) }
-            let g = y.output
-            upsampleNearest(out, z, batch: batch, h: g.ho, w: g.wo, c: yChannels, factor: mapH / g.ho,
-                            yChannels: zChannels, cOffset: vChannels)
+            let g = y.output, zc = zChannels, vc = vChannels, yc = yChannels, f = mapH / g.ho, perZ = mapH * mapW * zChannels
+            perChunk { r, _ in
+                upsampleNearest(out + r.lowerBound * g.outSize, z + r.lowerBound * perZ, batch: r.count, h: g.ho, w: g.wo, c: yc,
+                                factor: f, yChannels: zc, cOffset: vc)
+            }
         }
         return timed("fwd head") { forwardHead(z, batch: batch) }
     }
 
     private func forwardVGGish(_ v: VGGishBranch, _ x: UnsafePointer<S>, batch: Int, z: UnsafeMutablePointer<S>) {
-        let ws = workspace(batch)
         func conv(_ l: ConvLayer, _ input: UnsafePointer<S>, _ key: String) -> UnsafeMutablePointer<S> {
             let out = arena.get(key, batch * l.g.outSize)
+            let k = params.value(l.kernel), b = params.value(l.bias), g = l.g, wino = useWinograd(l.g)
             timed("fwd " + l.name) {
-                if useWinograd(l.g) {
-                    winogradForward(input, params.value(l.kernel), params.value(l.bias), out, batch: batch, l.g, relu: true, workspace: ws)
-                } else {
-                    convForward(input, params.value(l.kernel), params.value(l.bias), out, batch: batch, l.g, relu: true, workspace: ws)
+                perChunk { r, ws in
+                    let xi = input + r.lowerBound * g.inSize, yo = out + r.lowerBound * g.outSize
+                    if wino {
+                        winogradForward(xi, k, b, yo, batch: r.count, g, relu: true, workspace: ws)
+                    } else {
+                        convForward(xi, k, b, yo, batch: r.count, g, relu: true, workspace: ws)
+                    }
                 }
             }
             return out
         }
         func pool(_ input: UnsafePointer<S>, _ g: ConvGeometry, _ key: String) -> UnsafeMutablePointer<S> {
             let out = arena.get(key, batch * g.outSize / 4)
-            timed("fwd maxpool") { maxPool2Forward(input, out, batch: batch, h: g.ho, w: g.wo, c: g.cout) }
+            timed("fwd maxpool") {
+                perChunk { r, _ in
+                    maxPool2Forward(input + r.lowerBound * g.outSize, out + r.lowerBound * g.outSize / 4, batch: r.count, h: g.ho, w: g.wo, c: g.cout)
+                }
+            }
             return out
         }
         let c1 = conv(v.conv1, x, "c1")
@@ -187,49 +229,66 @@ public final class Network<S: Real> {
         let c = pool(c42, v.conv4_2.g, "C")
 
         // Tap fusion: the three 1×1 convolutions accumulate into one map, then bias and ReLU.
-        let rows = batch * mapH * mapW
-        let aA = arena.get("aA", rows * v.tapA), aB = arena.get("aB", rows * v.tapB)
-        avgPoolForward(a, aA, batch: batch, h: v.conv2.g.ho / 2, w: v.conv2.g.wo / 2, c: v.tapA, k: (v.conv2.g.ho / 2) / mapH)
-        avgPoolForward(b, aB, batch: batch, h: v.conv3_2.g.ho / 2, w: v.conv3_2.g.wo / 2, c: v.tapB, k: (v.conv3_2.g.ho / 2) / mapH)
-        let vmap = arena.get("V", rows * vChannels)
-        S.gemm(false, false, rows, vChannels, v.tapA, 1, aA, v.tapA, params.value(tapA!.kernel), vChannels, 0, vmap, vChannels)
-        S.gemm(false, false, rows, vChannels, v.tapB, 1, aB, v.tapB, params.value(tapB!.kernel), vChannels, 1, vmap, vChannels)
-        S.gemm(false, false, rows, vChannels, v.tapC, 1, c, v.tapC, params.value(tapC!.kernel), vChannels, 1, vmap, vChannels)
+        let cells = mapH * mapW
+        let aA = arena.get("aA", batch * cells * v.tapA), aB = arena.get("aB", batch * cells * v.tapB)
+        let vmap = arena.get("V", batch * cells * vChannels)
         let bias = arena.get("tapbias", vChannels)
         for ch in 0..<vChannels { bias[ch] = params.value(tapA!.bias)[ch] + params.value(tapB!.bias)[ch] + params.value(tapC!.bias)[ch] }
-        biasRelu(vmap, bias, rows: rows, channels: vChannels, relu: true)
-        copyChannels(vmap, z, rows: rows, c: vChannels, yChannels: zChannels, cOffset: 0)
+        let ka = params.value(tapA!.kernel), kb = params.value(tapB!.kernel), kc = params.value(tapC!.kernel)
+        let vc = vChannels, zc = zChannels, gA = v.conv2.g, gB = v.conv3_2.g, mh = mapH
+        let aSize = gA.outSize / 4, bSize = gB.outSize / 4, cSize = v.conv4_2.g.outSize / 4
+        timed("fwd taps") {
+            perChunk { r, _ in
+                let n = r.count, o = r.lowerBound, rows = n * cells
+                let aAo = aA + o * cells * v.tapA, aBo = aB + o * cells * v.tapB, vo = vmap + o * cells * vc
+                avgPoolForward(a + o * aSize, aAo, batch: n, h: gA.ho / 2, w: gA.wo / 2, c: v.tapA, k: (gA.ho / 2) / mh)
+                avgPoolForward(b + o * bSize, aBo, batch: n, h: gB.ho / 2, w: gB.wo / 2, c: v.tapB, k: (gB.ho / 2) / mh)
+                S.gemm(false, false, rows, vc, v.tapA, 1, aAo, v.tapA, ka, vc, 0, vo, vc)
+                S.gemm(false, false, rows, vc, v.tapB, 1, aBo, v.tapB, kb, vc, 1, vo, vc)
+                S.gemm(false, false, rows, vc, v.tapC, 1, c + o * cSize, v.tapC, kc, vc, 1, vo, vc)
+                biasRelu(vo, bias, rows: rows, channels: vc, relu: true)
+                copyChannels(vo, z + o * cells * zc, rows: rows, c: vc, yChannels: zc, cOffset: 0)
+            }
+        }
     }
 
     private func forwardHead(_ z: UnsafePointer<S>, batch: Int) -> UnsafeMutablePointer<S> {
         let f = arena.get("F", batch * flat)
-        convForward(z, params.value(fuse.kernel), params.value(fuse.bias), f, batch: batch, fuse.g, relu: true, workspace: workspace(batch))
         let d = arena.get("D", batch * dense)
-        denseForward(f, params.value("head/dense1/kernel"), params.value("head/dense1/bias"), d, batch: batch, inputs: flat, outputs: dense, relu: true)
         let logits = arena.get("logits", batch * classes)
-        denseForward(d, params.value("head/logits/kernel"), params.value("head/logits/bias"), logits, batch: batch, inputs: dense, outputs: classes, relu: false)
+        let fk = params.value(fuse.kernel), fb = params.value(fuse.bias), fg = fuse.g
+        let w1 = params.value("head/dense1/kernel"), b1 = params.value("head/dense1/bias")
+        let w2 = params.value("head/logits/kernel"), b2 = params.value("head/logits/bias")
+        let flat = self.flat, dense = self.dense, classes = self.classes, perZ = mapH * mapW * zChannels
+        perChunk { r, ws in
+            let o = r.lowerBound, n = r.count
+            convForward(z + o * perZ, fk, fb, f + o * flat, batch: n, fg, relu: true, workspace: ws)
+            denseForward(f + o * flat, w1, b1, d + o * dense, batch: n, inputs: flat, outputs: dense, relu: true)
+            denseForward(d + o * dense, w2, b2, logits + o * classes, batch: n, inputs: dense, outputs: classes, relu: false)
+        }
         return logits
     }
 
-    /// Samples in the batch whose statistics batch norm uses (the global batch in training).
     /// Samples over which batch norm takes statistics when the batch is split over ranks.
     public var globalBatchOverride: Int?
     func statisticsBatch(_ local: Int) -> Int { globalBatchOverride ?? local }
 
     func context(_ batch: Int) -> PassContext<S> {
         PassContext(params: params, arena: arena, statistics: statistics, config: config,
-                    statisticsBatch: statisticsBatch(batch), workspace: workspace(batch), profile: profile)
+                    statisticsBatch: statisticsBatch(batch), chunks: passChunks, profile: profile)
     }
 
     func useWinograd(_ g: ConvGeometry) -> Bool { winograd && winogradApplies(g) }
 
-    private func workspace(_ batch: Int) -> UnsafeMutablePointer<S> {
+    /// Workspace elements one thread needs for a chunk of `batch` samples.
+    private func workspaceCount(_ batch: Int) -> Int {
         var need = 1
         for l in (vggish?.convs ?? []) {
             need = max(need, useWinograd(l.g) ? winogradWorkspaceCount(l.g, batch: batch) : convWorkspaceCount(l.g, batch, MemoryLayout<S>.stride))
         }
         for l in (yamnet?.layers ?? []) where l.kind == .regular { need = max(need, convWorkspaceCount(l.g, batch, MemoryLayout<S>.stride)) }
-        return arena.get("workspace", need)
+        need = max(need, convWorkspaceCount(fuse.g, batch, MemoryLayout<S>.stride))
+        return need
     }
 
     // MARK: - Diagnostics
@@ -309,27 +368,36 @@ public final class Network<S: Real> {
     public func backward(_ dlogits: UnsafePointer<S>, sink: GradientSink<S>?, stopAt: Tap? = nil,
                          inputGradient: Bool = false) -> UnsafeMutablePointer<S>? {
         let batch = self.batch
-        let rows = batch * mapH * mapW
+        let cells = mapH * mapW
+        let flat = self.flat, dense = self.dense, classes = self.classes, zc = zChannels, vc = vChannels
         // Head.
         let d = arena.existing("D"), f = arena.existing("F"), z = arena.existing("Z")
-        let dD = arena.get("dD", batch * dense)
-        weightGrads(sink, "head/logits/kernel", "head/logits/bias") { r, dw, db in
-            denseBackwardWeights(d + r.lowerBound * dense, dlogits + r.lowerBound * classes, dw, db, batch: r.count, inputs: dense, outputs: classes)
+        let dD = arena.get("dD", batch * dense), dF = arena.get("dF", batch * flat), dZ = arena.get("dZ", batch * cells * zc)
+        let w1 = params.value("head/dense1/kernel"), w2 = params.value("head/logits/kernel"), fk = params.value(fuse.kernel), fg = fuse.g
+        timed("bwd head") {
+            weightGrads(sink, "head/logits/kernel", "head/logits/bias") { r, _, dw, db in
+                denseBackwardWeights(d + r.lowerBound * dense, dlogits + r.lowerBound * classes, dw, db, batch: r.count, inputs: dense, outputs: classes)
+            }
+            perChunk { r, _ in
+                let o = r.lowerBound, n = r.count
+                denseBackwardData(dlogits + o * classes, w2, dD + o * dense, batch: n, inputs: dense, outputs: classes)
+                reluBackward(dD + o * dense, d + o * dense, count: n * dense)
+            }
+            weightGrads(sink, "head/dense1/kernel", "head/dense1/bias") { r, _, dw, db in
+                denseBackwardWeights(f + r.lowerBound * flat, dD + r.lowerBound * dense, dw, db, batch: r.count, inputs: flat, outputs: dense)
+            }
+            perChunk { r, _ in
+                let o = r.lowerBound, n = r.count
+                denseBackwardData(dD + o * dense, w1, dF + o * flat, batch: n, inputs: flat, outputs: dense)
+                reluBackward(dF + o * flat, f + o * flat, count: n * flat)
+            }
+            weightGrads(sink, fuse.kernel, fuse.bias) { r, w, dw, db in
+                convBackwardWeights(z + r.lowerBound * cells * zc, dF + r.lowerBound * flat, dw, db, batch: r.count, fg, workspace: self.workspaceFor(w))
+            }
+            perChunk { r, ws in
+                convBackwardData(dF + r.lowerBound * flat, fk, dZ + r.lowerBound * cells * zc, batch: r.count, fg, workspace: ws)
+            }
         }
-        denseBackwardData(dlogits, params.value("head/logits/kernel"), dD, batch: batch, inputs: dense, outputs: classes)
-        reluBackward(dD, d, count: batch * dense)
-        let dF = arena.get("dF", batch * flat)
-        weightGrads(sink, "head/dense1/kernel", "head/dense1/bias") { r, dw, db in
-            denseBackwardWeights(f + r.lowerBound * flat, dD + r.lowerBound * dense, dw, db, batch: r.count, inputs: flat, outputs: dense)
-        }
-        denseBackwardData(dD, params.value("head/dense1/kernel"), dF, batch: batch, inputs: flat, outputs: dense)
-        reluBackward(dF, f, count: batch * flat)
-        let dZ = arena.get("dZ", rows * zChannels)
-        let ws = workspace(batch)
-        weightGrads(sink, fuse.kernel, fuse.bias) { r, dw, db in
-            convBackwardWeights(z + r.lowerBound * rows / batch * zChannels, dF + r.lowerBound * flat, dw, db, batch: r.count, fuse.g, workspace: ws)
-        }
-        convBackwardData(dF, params.value(fuse.kernel), dZ, batch: batch, fuse.g, workspace: ws)
         if stopAt == .fused { return dZ }
 
         // YAMNet branch.
@@ -337,10 +405,12 @@ public final class Network<S: Real> {
             let frozen = config.freezeYAMNet
             let needed = stopAt == .yamnet || inputGradient || (!frozen && sink != nil)
             if needed {
-                let g = t.output
+                let g = t.output, yc = yChannels, factor = mapH / g.ho
                 let dY = arena.get("d:" + t.layers.last!.key, batch * g.outSize)
-                upsampleNearestBackward(dZ, dY, batch: batch, h: g.ho, w: g.wo, c: yChannels, factor: mapH / g.ho,
-                                        yChannels: zChannels, cOffset: vChannels)
+                perChunk { r, _ in
+                    upsampleNearestBackward(dZ + r.lowerBound * cells * zc, dY + r.lowerBound * g.outSize, batch: r.count, h: g.ho, w: g.wo,
+                                            c: yc, factor: factor, yChannels: zc, cOffset: vc)
+                }
                 if stopAt == .yamnet { return dY }
                 timed("bwd yamnet") {
                     t.backward(dY, batch: batch, bn: frozen ? .moving : bnMode, sink: frozen ? nil : sink,
@@ -352,93 +422,120 @@ public final class Network<S: Real> {
 
         // VGGish branch.
         if let v = vggish {
-            let dV = arena.get("dV", rows * vChannels)
-            extractChannels(dZ, dV, rows: rows, c: vChannels, yChannels: zChannels, cOffset: 0)
-            reluBackward(dV, arena.existing("V"), count: rows * vChannels)
+            let dV = arena.get("dV", batch * cells * vc)
+            let vmap = arena.existing("V")
             let aA = arena.existing("aA"), aB = arena.existing("aB"), c = arena.existing("C")
-            let taps: [(ConvLayer, UnsafeMutablePointer<S>, Int)] = [(tapC!, c, v.tapC), (tapB!, aB, v.tapB), (tapA!, aA, v.tapA)]
-            for (tap, input, cin) in taps {
-                weightGrads(sink, tap.kernel, tap.bias) { r, dw, db in
-                    let off = r.lowerBound * mapH * mapW
-                    S.gemm(true, false, cin, vChannels, r.count * mapH * mapW, 1, input + off * cin, cin, dV + off * vChannels, vChannels, 0, dw, vChannels)
-                    columnSums(dV + off * vChannels, db, rows: r.count * mapH * mapW, channels: vChannels)
+            let gA = v.conv2.g, gB = v.conv3_2.g
+            let aSize = gA.outSize / 4, bSize = gB.outSize / 4, cSize = v.conv4_2.g.outSize / 4
+            let dC = arena.get("dC", batch * cSize)
+            let dA = arena.get("dA", batch * aSize), dB = arena.get("dB", batch * bSize)
+            let daA = arena.get("daA", batch * cells * v.tapA), daB = arena.get("daB", batch * cells * v.tapB)
+            let ka = params.value(tapA!.kernel), kb = params.value(tapB!.kernel), kc = params.value(tapC!.kernel)
+            let mh = mapH
+            timed("bwd taps") {
+                perChunk { r, _ in
+                    let o = r.lowerBound * cells, rows = r.count * cells
+                    extractChannels(dZ + o * zc, dV + o * vc, rows: rows, c: vc, yChannels: zc, cOffset: 0)
+                    reluBackward(dV + o * vc, vmap + o * vc, count: rows * vc)
+                }
+                let taps: [(ConvLayer, UnsafeMutablePointer<S>, Int)] = [(tapC!, c, v.tapC), (tapB!, aB, v.tapB), (tapA!, aA, v.tapA)]
+                for (tap, input, cin) in taps {
+                    weightGrads(sink, tap.kernel, tap.bias) { r, _, dw, db in
+                        let off = r.lowerBound * cells
+                        S.gemm(true, false, cin, vc, r.count * cells, 1, input + off * cin, cin, dV + off * vc, vc, 0, dw, vc)
+                        columnSums(dV + off * vc, db, rows: r.count * cells, channels: vc)
+                    }
+                }
+                perChunk { r, _ in
+                    let o = r.lowerBound, n = r.count, rows = n * cells
+                    let dVo = dV + o * cells * vc
+                    S.gemm(false, true, rows, v.tapC, vc, 1, dVo, vc, kc, vc, 0, dC + o * cSize, v.tapC)
+                    // Gradients reaching A and B from the taps; the conv chain adds to them below.
+                    S.gemm(false, true, rows, v.tapA, vc, 1, dVo, vc, ka, vc, 0, daA + o * cells * v.tapA, v.tapA)
+                    S.gemm(false, true, rows, v.tapB, vc, 1, dVo, vc, kb, vc, 0, daB + o * cells * v.tapB, v.tapB)
+                    (dA + o * aSize).update(repeating: 0, count: n * aSize)
+                    (dB + o * bSize).update(repeating: 0, count: n * bSize)
+                    avgPoolBackwardAdd(daA + o * cells * v.tapA, dA + o * aSize, batch: n, h: gA.ho / 2, w: gA.wo / 2, c: v.tapA, k: (gA.ho / 2) / mh)
+                    avgPoolBackwardAdd(daB + o * cells * v.tapB, dB + o * bSize, batch: n, h: gB.ho / 2, w: gB.wo / 2, c: v.tapB, k: (gB.ho / 2) / mh)
                 }
             }
-            let dC = arena.get("dC", rows * v.tapC)
-            S.gemm(false, true, rows, v.tapC, vChannels, 1, dV, vChannels, params.value(tapC!.kernel), vChannels, 0, dC, v.tapC)
             if stopAt == .vggishC { return dC }
-            // Gradients reaching A and B from the taps; the conv chain adds to them below.
-            let gA = v.conv2.g, gB = v.conv3_2.g
-            let dA = arena.get("dA", batch * gA.outSize / 4), dB = arena.get("dB", batch * gB.outSize / 4)
-            let daA = arena.get("daA", rows * v.tapA), daB = arena.get("daB", rows * v.tapB)
-            S.gemm(false, true, rows, v.tapA, vChannels, 1, dV, vChannels, params.value(tapA!.kernel), vChannels, 0, daA, v.tapA)
-            S.gemm(false, true, rows, v.tapB, vChannels, 1, dV, vChannels, params.value(tapB!.kernel), vChannels, 0, daB, v.tapB)
-            dA.update(repeating: 0, count: batch * gA.outSize / 4)
-            dB.update(repeating: 0, count: batch * gB.outSize / 4)
-            avgPoolBackwardAdd(daA, dA, batch: batch, h: gA.ho / 2, w: gA.wo / 2, c: v.tapA, k: (gA.ho / 2) / mapH)
-            avgPoolBackwardAdd(daB, dB, batch: batch, h: gB.ho / 2, w: gB.wo / 2, c: v.tapB, k: (gB.ho / 2) / mapH)
 
             let g1 = arena.get("grad1", batch * v.conv1.g.outSize), g2 = arena.get("grad2", batch * v.conv1.g.outSize)
-            // Through a max pool, ReLU and conv: returns the gradient at the conv's input (in `into`).
-            func poolConv(_ dPooled: UnsafePointer<S>, _ l: ConvLayer, outKey: String, inKey: String, into: UnsafeMutablePointer<S>?, accumulate: Bool) {
-                let out = arena.existing(outKey)
+            // Through a max pool and the ReLU before it: the gradient at the conv's output, into g1.
+            func poolBack(_ dPooled: UnsafePointer<S>, _ l: ConvLayer, outKey: String) {
+                let out = arena.existing(outKey), pooled = arena.existing(poolKey(outKey)), g = l.g
                 timed("bwd maxpool+relu") {
-                    maxPool2ReluBackward(dPooled, out, arena.existing(poolKey(outKey)), g1, batch: batch, h: l.g.ho, w: l.g.wo, c: l.g.cout, relu: true)
+                    perChunk { r, _ in
+                        let o = r.lowerBound
+                        maxPool2ReluBackward(dPooled + o * g.outSize / 4, out + o * g.outSize, pooled + o * g.outSize / 4, g1 + o * g.outSize,
+                                             batch: r.count, h: g.ho, w: g.wo, c: g.cout, relu: true)
+                    }
                 }
-                convBack(l, dy: g1, inKey: inKey, into: into, accumulate: accumulate)
             }
+            // A conv's weight gradient from (input, dy), and its input gradient into `into` (added if `accumulate`).
             func convBack(_ l: ConvLayer, dy: UnsafeMutablePointer<S>, inKey: String, into: UnsafeMutablePointer<S>?, accumulate: Bool) {
-                let input = arena.existing(inKey)
+                let input = arena.existing(inKey), g = l.g, wino = useWinograd(l.g), k = params.value(l.kernel)
                 timed("bwdW " + l.name) {
-                    weightGrads(sink, l.kernel, l.bias) { r, dw, db in
-                        if useWinograd(l.g) {
-                            winogradBackwardWeights(input + r.lowerBound * l.g.inSize, dy + r.lowerBound * l.g.outSize, dw, db, batch: r.count, l.g, workspace: ws)
+                    weightGrads(sink, l.kernel, l.bias) { r, w, dw, db in
+                        let xi = input + r.lowerBound * g.inSize, dyo = dy + r.lowerBound * g.outSize
+                        if wino {
+                            winogradBackwardWeights(xi, dyo, dw, db, batch: r.count, g, workspace: self.workspaceFor(w))
                         } else {
-                            convBackwardWeights(input + r.lowerBound * l.g.inSize, dy + r.lowerBound * l.g.outSize, dw, db, batch: r.count, l.g, workspace: ws)
+                            convBackwardWeights(xi, dyo, dw, db, batch: r.count, g, workspace: self.workspaceFor(w))
                         }
                     }
                 }
                 guard let into else { return }
                 timed("bwdX " + l.name) {
-                    let target = accumulate ? g2 : into
-                    if useWinograd(l.g) {
-                        winogradBackwardData(dy, params.value(l.kernel), target, batch: batch, l.g, workspace: ws)
-                    } else {
-                        convBackwardData(dy, params.value(l.kernel), target, batch: batch, l.g, workspace: ws)
-                    }
-                    if accumulate {
-                        let n = batch * l.g.inSize
-                        for i in 0..<n { into[i] += g2[i] }
+                    perChunk { r, ws in
+                        let o = r.lowerBound, n = r.count
+                        let target = (accumulate ? g2 : into) + o * g.inSize
+                        if wino {
+                            winogradBackwardData(dy + o * g.outSize, k, target, batch: n, g, workspace: ws)
+                        } else {
+                            convBackwardData(dy + o * g.outSize, k, target, batch: n, g, workspace: ws)
+                        }
+                        if accumulate {
+                            let dst = into + o * g.inSize, src = g2 + o * g.inSize
+                            for i in 0..<(n * g.inSize) { dst[i] += src[i] }
+                        }
                     }
                 }
             }
+            // A conv whose output feeds the next conv directly: ReLU's backward on dy in place.
+            func reluIn(_ dy: UnsafeMutablePointer<S>, _ key: String, _ size: Int) {
+                let y = arena.existing(key)
+                perChunk { r, _ in reluBackward(dy + r.lowerBound * size, y + r.lowerBound * size, count: r.count * size) }
+            }
             // C ← conv4_2 ← conv4_1 ← B
-            poolConv(dC, v.conv4_2, outKey: "c42", inKey: "c41", into: g2, accumulate: false)
             let dc41 = arena.get("dc41", batch * v.conv4_1.g.outSize)
-            dc41.update(from: g2, count: batch * v.conv4_1.g.outSize)
-            reluBackward(dc41, arena.existing("c41"), count: batch * v.conv4_1.g.outSize)
+            poolBack(dC, v.conv4_2, outKey: "c42")
+            convBack(v.conv4_2, dy: g1, inKey: "c41", into: dc41, accumulate: false)
+            reluIn(dc41, "c41", v.conv4_1.g.outSize)
             convBack(v.conv4_1, dy: dc41, inKey: "B", into: dB, accumulate: true)
             if stopAt == .vggishB { return dB }
             // B ← conv3_2 ← conv3_1 ← A
-            poolConv(dB, v.conv3_2, outKey: "c32", inKey: "c31", into: g2, accumulate: false)
             let dc31 = arena.get("dc31", batch * v.conv3_1.g.outSize)
-            dc31.update(from: g2, count: batch * v.conv3_1.g.outSize)
-            reluBackward(dc31, arena.existing("c31"), count: batch * v.conv3_1.g.outSize)
+            poolBack(dB, v.conv3_2, outKey: "c32")
+            convBack(v.conv3_2, dy: g1, inKey: "c31", into: dc31, accumulate: false)
+            reluIn(dc31, "c31", v.conv3_1.g.outSize)
             convBack(v.conv3_1, dy: dc31, inKey: "A", into: dA, accumulate: true)
             if stopAt == .vggishA { return dA }
             // A ← conv2 ← p1 ← conv1 ← x
             let dp1 = arena.get("dp1", batch * v.conv2.g.inSize)
-            poolConv(dA, v.conv2, outKey: "c2", inKey: "p1", into: dp1, accumulate: false)
-            let needInput = inputGradient
-            let dx = needInput ? arena.get("dxv", batch * inputSize) : nil
-            poolConv(dp1, v.conv1, outKey: "c1", inKey: "x", into: dx, accumulate: false)
-            if needInput {
-                let total = arena.get("inputGradient", batch * inputSize)
+            poolBack(dA, v.conv2, outKey: "c2")
+            convBack(v.conv2, dy: g1, inKey: "p1", into: dp1, accumulate: false)
+            poolBack(dp1, v.conv1, outKey: "c1")
+            let dx = inputGradient ? arena.get("dxv", batch * inputSize) : nil
+            convBack(v.conv1, dy: g1, inKey: "x", into: dx, accumulate: false)
+            if inputGradient {
+                let total = arena.get("inputGradient", batch * inputSize), n = batch * inputSize
                 if config.hasYAMNet && arena.has("dxy") {
                     let dy = arena.existing("dxy")
-                    for i in 0..<batch * inputSize { total[i] = dx![i] + dy[i] }
+                    for i in 0..<n { total[i] = dx![i] + dy[i] }
                 } else {
-                    total.update(from: dx!, count: batch * inputSize)
+                    total.update(from: dx!, count: n)
                 }
             }
         } else if inputGradient, arena.has("dxy") {
@@ -457,14 +554,14 @@ public final class Network<S: Real> {
         }
     }
 
-    /// Runs `compute(samples, dKernel, dBias)` per chunk into the sink (nothing without a sink).
+    /// Runs `compute(samples, worker, dKernel, dBias)` per chunk into the sink (nothing without a sink).
     private func weightGrads(_ sink: GradientSink<S>?, _ kernel: String, _ bias: String,
-                             _ compute: (Range<Int>, UnsafeMutablePointer<S>, UnsafeMutablePointer<S>) -> Void) {
+                             _ compute: (Range<Int>, Int, UnsafeMutablePointer<S>, UnsafeMutablePointer<S>) -> Void) {
         guard let sink else { return }
         let kc = layout.spec(kernel)!.count, bc = layout.spec(bias)!.count
         let ko = layout.offsets[kernel]!, bo = layout.offsets[bias]!
         // Kernel and bias are adjacent in the flat buffer: one chunked computation covers both.
         precondition(bo == ko + kc, "\(bias) must follow \(kernel) in the layout")
-        sink.accumulate(offset: ko, count: kc + bc) { r, out in compute(r, out, out + kc) }
+        sink.accumulate(offset: ko, count: kc + bc) { r, w, out in compute(r, w, out, out + kc) }
     }
 }

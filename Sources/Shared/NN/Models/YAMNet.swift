@@ -93,13 +93,21 @@ struct PassContext<S: Real> {
     let config: ModelConfig
     /// Samples over which batch statistics are taken (the global batch in distributed training).
     let statisticsBatch: Int
-    let workspace: UnsafeMutablePointer<S>
+    /// The pass's chunks of samples; a per-thread workspace is in the arena as "workspace<w>".
+    let chunks: [Range<Int>]
     var profile: Profile? = nil
 
     @inline(__always)
     func timed<T>(_ name: String, _ body: () -> T) -> T {
         guard let profile else { return body() }
         return profile.measure(name, body)
+    }
+
+    /// Runs `body(samples, workspace)` for every chunk, chunks in parallel.
+    @inline(__always)
+    func perChunk(_ body: (Range<Int>, UnsafeMutablePointer<S>) -> Void) {
+        let chunks = self.chunks, arena = self.arena
+        ComputeThreads.parallelChunks(chunks.count) { i, w in body(chunks[i], arena.existing("workspace\(w)")) }
     }
 }
 
@@ -111,11 +119,17 @@ extension YAMNetTrunk {
         for l in layers {
             let g = l.g
             let h = ctx.arena.get(l.key + "h", batch * g.outSize)
-            switch l.kind {
-            case .regular: ctx.timed("y fwd conv") { convForward(input, ctx.params.value(l.kernel), nil, h, batch: batch, g, relu: false, workspace: ctx.workspace) }
-            case .depthwise: ctx.timed("y fwd depthwise") { depthwiseForward(input, ctx.params.value(l.kernel), h, batch: batch, g) }
-            }
             let y = ctx.arena.get(l.key, batch * g.outSize)
+            let k = ctx.params.value(l.kernel), src = input
+            ctx.timed(l.kind == .regular ? "y fwd conv" : "y fwd depthwise") {
+                ctx.perChunk { r, ws in
+                    let xi = src + r.lowerBound * g.inSize, ho = h + r.lowerBound * g.outSize
+                    switch l.kind {
+                    case .regular: convForward(xi, k, nil, ho, batch: r.count, g, relu: false, workspace: ws)
+                    case .depthwise: depthwiseForward(xi, k, ho, batch: r.count, g)
+                    }
+                }
+            }
             ctx.timed("y fwd bn") { batchNormForward(l, h, y, batch: batch, mode: bn, update: update, ctx) }
             input = UnsafePointer(y)
         }
@@ -125,7 +139,7 @@ extension YAMNetTrunk {
     /// Normalises h into y (with ReLU), storing the mean and 1/σ used.
     private func batchNormForward<S: Real>(_ l: YAMNetConv, _ h: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int,
                                            mode: BatchNormMode, update: Bool, _ ctx: PassContext<S>) {
-        let c = l.bn.channels, positions = l.g.outPositions
+        let c = l.bn.channels, positions = l.g.outPositions, size = l.g.outSize
         let arena = ctx.arena, params = ctx.params
         let mean = arena.get(l.key + "mean", c), istd = arena.get(l.key + "istd", c)
         let eps = ctx.config.bnEpsilon
@@ -139,11 +153,13 @@ extension YAMNetTrunk {
         case .batch:
             let rows = arena.doubles(l.key + "rows", batch * c)
             let count = Double(ctx.statisticsBatch * positions)
-            bnSampleSums(h, batch: batch, positions: positions, channels: c, rows)
+            ctx.perChunk { r, _ in bnSampleSums(h + r.lowerBound * size, batch: r.count, positions: positions, channels: c, rows + r.lowerBound * c) }
             let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: c)
             let meanD = arena.doubles(l.key + "meanD", c)
             for ch in 0..<c { meanD[ch] = sums[ch] / count }
-            bnSampleCenteredSquares(h, meanD, batch: batch, positions: positions, channels: c, rows)
+            ctx.perChunk { r, _ in
+                bnSampleCenteredSquares(h + r.lowerBound * size, meanD, batch: r.count, positions: positions, channels: c, rows + r.lowerBound * c)
+            }
             let sq = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: c)
             let mm = params.value(l.bn.movingMean), mv = params.value(l.bn.movingVariance)
             let m = ctx.config.bnMomentum
@@ -157,7 +173,11 @@ extension YAMNetTrunk {
                 }
             }
         }
-        bnApply(h, y, mean: mean, invStd: istd, gamma: nil, beta: params.value(l.bn.beta), rows: batch * positions, channels: c, relu: true)
+        let beta = params.value(l.bn.beta)
+        ctx.perChunk { r, _ in
+            let o = r.lowerBound * size
+            bnApply(h + o, y + o, mean: mean, invStd: istd, gamma: nil, beta: beta, rows: r.count * positions, channels: c, relu: true)
+        }
     }
 
     /// Backpropagates dTop (B, 3, 2, 1024) down the trunk; parameter gradients go to `sink`
@@ -165,29 +185,43 @@ extension YAMNetTrunk {
     func backward<S: Real>(_ dTop: UnsafeMutablePointer<S>, batch: Int, bn: BatchNormMode, sink: GradientSink<S>?,
                            inputGradient: Bool, _ ctx: PassContext<S>) {
         let arena = ctx.arena, params = ctx.params, layout = params.layout
+        // Buffers are created before the parallel regions (the arena is not thread-safe).
+        let largest = layers.map { $0.g.outSize }.max()!
+        let dh = arena.get("dh", batch * largest)
+        let ping = arena.get("ydA", batch * largest), pong = arena.get("ydB", batch * largest)
+        let dxy = inputGradient ? arena.get("dxy", batch * layers[0].g.inSize) : nil
+        let s1 = arena.get("s1", layers.map { $0.bn.channels }.max()!), s2 = arena.get("s2", layers.map { $0.bn.channels }.max()!)
         var dy = dTop
         for (i, l) in layers.enumerated().reversed() {
-            let g = l.g, c = l.bn.channels, positions = g.outPositions
+            let g = l.g, c = l.bn.channels, positions = g.outPositions, size = g.outSize
             let h = arena.existing(l.key + "h"), y = arena.existing(l.key)
             let mean = arena.existing(l.key + "mean"), istd = arena.existing(l.key + "istd")
-            ctx.timed("y bwd relu") { reluBackward(dy, y, count: batch * g.outSize) }
-            // Batch norm: the gradient at h, and beta's gradient.
-            let dh = arena.get("dh", batch * g.outSize)
             let rows = arena.doubles(l.key + "brows", batch * 2 * c)
-            ctx.timed("y bwd bn sums") { bnBackwardSampleSums(dy, h, mean: mean, invStd: istd, batch: batch, positions: positions, channels: c, rows) }
-            if bn == .batch {
-                let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c)
-                let s1 = arena.get("s1", c), s2 = arena.get("s2", c)
-                for ch in 0..<c { s1[ch] = S(sums[ch]); s2[ch] = S(sums[c + ch]) }
-                ctx.timed("y bwd bn data") {
-                    bnBackwardData(dy, h, dh, mean: mean, invStd: istd, gamma: nil, sumDy: s1, sumDyXhat: s2,
-                                   count: ctx.statisticsBatch * positions, rows: batch * positions, channels: c)
+            let d = dy
+            ctx.timed("y bwd bn") {
+                ctx.perChunk { r, _ in
+                    let o = r.lowerBound * size
+                    reluBackward(d + o, y + o, count: r.count * size)
+                    bnBackwardSampleSums(d + o, h + o, mean: mean, invStd: istd, batch: r.count, positions: positions, channels: c, rows + r.lowerBound * 2 * c)
                 }
-            } else {
-                bnBackwardDataFixed(dy, dh, invStd: istd, gamma: nil, rows: batch * positions, channels: c)
+                if bn == .batch {
+                    let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c)
+                    for ch in 0..<c { s1[ch] = S(sums[ch]); s2[ch] = S(sums[c + ch]) }
+                    let n = ctx.statisticsBatch * positions
+                    ctx.perChunk { r, _ in
+                        let o = r.lowerBound * size
+                        bnBackwardData(d + o, h + o, dh + o, mean: mean, invStd: istd, gamma: nil, sumDy: s1, sumDyXhat: s2,
+                                       count: n, rows: r.count * positions, channels: c)
+                    }
+                } else {
+                    ctx.perChunk { r, _ in
+                        let o = r.lowerBound * size
+                        bnBackwardDataFixed(d + o, dh + o, invStd: istd, gamma: nil, rows: r.count * positions, channels: c)
+                    }
+                }
             }
             if let sink {
-                sink.accumulate(offset: layout.offsets[l.bn.beta]!, count: c) { r, out in
+                sink.accumulate(offset: layout.offsets[l.bn.beta]!, count: c) { r, _, out in
                     for ch in 0..<c {
                         var s = 0.0
                         for b in r { s += rows[b * 2 * c + ch] }
@@ -197,23 +231,28 @@ extension YAMNetTrunk {
             }
             // The convolution.
             let input: UnsafePointer<S> = i == 0 ? UnsafePointer(arena.existing("x")) : UnsafePointer(arena.existing(layers[i - 1].key))
+            let k = params.value(l.kernel)
             if let sink {
                 ctx.timed(l.kind == .regular ? "y bwdW conv" : "y bwdW depthwise") {
-                sink.accumulate(offset: layout.offsets[l.kernel]!, count: layout.spec(l.kernel)!.count) { r, dw in
-                    switch l.kind {
-                    case .regular:
-                        convBackwardWeights(input + r.lowerBound * g.inSize, dh + r.lowerBound * g.outSize, dw, nil, batch: r.count, g, workspace: ctx.workspace)
-                    case .depthwise:
-                        depthwiseBackwardWeights(input + r.lowerBound * g.inSize, dh + r.lowerBound * g.outSize, dw, batch: r.count, g)
+                    sink.accumulate(offset: layout.offsets[l.kernel]!, count: layout.spec(l.kernel)!.count) { r, w, dw in
+                        let xi = input + r.lowerBound * g.inSize, dho = dh + r.lowerBound * g.outSize
+                        switch l.kind {
+                        case .regular: convBackwardWeights(xi, dho, dw, nil, batch: r.count, g, workspace: arena.existing("workspace\(w)"))
+                        case .depthwise: depthwiseBackwardWeights(xi, dho, dw, batch: r.count, g)
+                        }
                     }
-                }
                 }
             }
             if i == 0 && !inputGradient { break }
-            let dx = arena.get(i == 0 ? "dxy" : (i % 2 == 0 ? "ydA" : "ydB"), batch * g.inSize)
-            switch l.kind {
-            case .regular: ctx.timed("y bwdX conv") { convBackwardData(dh, params.value(l.kernel), dx, batch: batch, g, workspace: ctx.workspace) }
-            case .depthwise: ctx.timed("y bwdX depthwise") { depthwiseBackwardData(dh, params.value(l.kernel), dx, batch: batch, g) }
+            let dx = i == 0 ? dxy! : (i % 2 == 0 ? ping : pong)
+            ctx.timed(l.kind == .regular ? "y bwdX conv" : "y bwdX depthwise") {
+                ctx.perChunk { r, ws in
+                    let dho = dh + r.lowerBound * g.outSize, dxo = dx + r.lowerBound * g.inSize
+                    switch l.kind {
+                    case .regular: convBackwardData(dho, k, dxo, batch: r.count, g, workspace: ws)
+                    case .depthwise: depthwiseBackwardData(dho, k, dxo, batch: r.count, g)
+                    }
+                }
             }
             dy = dx
         }

@@ -31,11 +31,14 @@ public final class YAMNetClassifier<S: Real> {
 
     /// Inference on `batch` patches (B, 96, 64, 1): embeddings (B × 1024) and scores (B × 521).
     public func run(_ x: UnsafePointer<S>, batch: Int) -> (embeddings: [S], scores: [S]) {
-        let ws = arena.get("workspace", trunk.workspaceCount(batch: batch, elementSize: MemoryLayout<S>.stride))
+        let parts = max(1, min(ComputeThreads.current, batch))
+        let chunks = (0..<parts).map { ($0 * batch / parts) ..< (($0 + 1) * batch / parts) }
+        let need = trunk.workspaceCount(batch: chunks.map(\.count).max()!, elementSize: MemoryLayout<S>.stride)
+        for w in 0..<ComputeThreads.current { _ = arena.get("workspace\(w)", need) }
         let input = arena.get("x", batch * config.frames * config.bands)
         input.update(from: x, count: batch * config.frames * config.bands)
         let ctx = PassContext(params: params, arena: arena, statistics: LocalStatistics(), config: config,
-                              statisticsBatch: batch, workspace: ws)
+                              statisticsBatch: batch, chunks: chunks)
         let map = trunk.forward(input, batch: batch, bn: .moving, update: false, ctx)
         let e = embeddingSize, k = YAMNetClassifier.classCount
         let emb = arena.get("embedding", batch * e)

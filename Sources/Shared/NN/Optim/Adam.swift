@@ -29,6 +29,8 @@ public final class Adam<S: Real> {
     }
 
     /// One update of `params` from `grads` over the given flat ranges (frozen ranges are left out).
+    @_specialize(exported: true, where S == Float)
+    @_specialize(exported: true, where S == Double)
     public func update(_ params: Buffer<S>, _ grads: Buffer<S>, ranges: [Range<Int>], rateScale: Double = 1) {
         step += 1
         let b1 = S(settings.beta1), b2 = S(settings.beta2)
