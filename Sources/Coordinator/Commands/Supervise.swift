@@ -23,6 +23,9 @@ struct Supervise: ParsableCommand {
     @Option(help: "Also append each restart and its cause to this file.")
     var log: String?
 
+    @Option(name: .customLong("abort-grace"), help: "Seconds a job may take to exit after its watchdog aborted it; then its process tree is terminated (mpirun can hang on an unreachable node).")
+    var abortGrace: Double = 20
+
     @Argument(parsing: .captureForPassthrough, help: "The command to run (after --).")
     var command: [String] = []
 
@@ -50,7 +53,7 @@ struct Supervise: ParsableCommand {
         var attempt = 0
         while true {
             let started = Date()
-            let (status, tail) = try Supervise.execute(args)
+            let (status, tail) = try Supervise.execute(args, abortGrace: abortGrace) { note($0, console) }
             if status == 0 {
                 if attempt > 0 { note("job finished after \(attempt) restart(s)", console) }
                 return
@@ -78,15 +81,23 @@ struct Supervise: ParsableCommand {
     }
 
     /// Runs the command, passing its output through; returns its status and last error line.
-    static func execute(_ args: [String]) throws -> (Int32, String) {
+    /// If the job reports a watchdog abort but does not exit within `abortGrace` seconds, its
+    /// process tree is terminated (SIGTERM, then SIGKILL).
+    static func execute(_ args: [String], abortGrace: Double, note: @escaping (String) -> Void) throws -> (Int32, String) {
         let p = Process()
-        let exe = args[0].contains("/") ? args[0] : (LocalLauncher.which(args[0]) ?? args[0])
-        p.executableURL = URL(fileURLWithPath: exe == "ser" ? "/proc/self/exe" : exe)
-        if args[0] == "ser" { p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath() }
+        if args[0] == "ser" {
+            p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        } else {
+            p.executableURL = URL(fileURLWithPath: args[0].contains("/") ? args[0] : (LocalLauncher.which(args[0]) ?? args[0]))
+        }
         p.arguments = Array(args.dropFirst())
         let errPipe = Pipe()
         p.standardError = errPipe
-        final class Tail: @unchecked Sendable { var lines: [String] = []; let lock = NSLock() }
+        final class Tail: @unchecked Sendable {
+            var lines: [String] = []
+            var aborted: Date?
+            let lock = NSLock()
+        }
         let tail = Tail()
         errPipe.fileHandleForReading.readabilityHandler = { h in
             let data = h.availableData
@@ -96,17 +107,46 @@ struct Supervise: ParsableCommand {
             tail.lock.lock()
             tail.lines += text.split(separator: "\n").map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
             if tail.lines.count > 50 { tail.lines.removeFirst(tail.lines.count - 50) }
+            if tail.aborted == nil && text.contains("watchdog:") { tail.aborted = Date() }
             tail.lock.unlock()
         }
         do { try p.run() } catch { throw ValidationError("cannot start \(args[0]): \(error.localizedDescription)") }
+        var terminated = false
+        while p.isRunning {
+            usleep(200_000)
+            tail.lock.lock()
+            let since = tail.aborted.map { Date().timeIntervalSince($0) }
+            tail.lock.unlock()
+            if let since, since > abortGrace, !terminated {
+                note(String(format: "the job reported a watchdog abort %.0f s ago but is still running; terminating it", since))
+                kill(p.processIdentifier, SIGTERM)
+                terminated = true
+                for _ in 0..<50 where p.isRunning { usleep(200_000) }
+                if p.isRunning { killTree(p.processIdentifier) }
+            }
+        }
         p.waitUntilExit()
         errPipe.fileHandleForReading.readabilityHandler = nil
         let rest = errPipe.fileHandleForReading.readDataToEndOfFile()
         if !rest.isEmpty { FileHandle.standardError.write(rest) }
         let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
         tail.lock.lock()
-        let interesting = tail.lines.last { $0.contains("error") || $0.contains("watchdog") || $0.contains("ser[") || $0.contains("ser:") } ?? tail.lines.last ?? ""
+        let interesting = tail.lines.last { $0.contains("watchdog:") } ?? tail.lines.last { $0.contains("error") || $0.contains("ser[") || $0.contains("ser:") } ?? tail.lines.last ?? ""
         tail.lock.unlock()
-        return (status, String(interesting.prefix(400)))
+        return (status == 0 && terminated ? 1 : status, String(interesting.prefix(400)))
+    }
+
+    /// SIGKILLs a process and all its descendants (from /proc).
+    static func killTree(_ root: pid_t) {
+        var children: [pid_t: [pid_t]] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = pid_t(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            if fields.count > 1, let ppid = pid_t(fields[1]) { children[ppid, default: []].append(pid) }
+        }
+        var queue = [root], all: [pid_t] = []
+        while let p = queue.popLast() { all.append(p); queue += children[p] ?? [] }
+        for p in all.reversed() { kill(p, SIGKILL) }
     }
 }

@@ -22,6 +22,11 @@ public final class Console: @unchecked Sendable {
         emit(message)
     }
 
+    /// A line shown even with --quiet (events a log must always have, e.g. a resume).
+    public func notice(_ message: String) {
+        emit(message)
+    }
+
     /// A warning: always shown, prefixed so it stands out in logs.
     public func warn(_ message: String) {
         emit("warning: " + message)

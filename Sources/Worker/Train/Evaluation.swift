@@ -30,7 +30,7 @@ public enum Evaluator {
     /// Collective: every rank evaluates `localFiles` (its share) and rank 0 returns the result for
     /// all files (other ranks get nil). `useAll`: every segment, else only GDS-kept ones.
     public static func run(_ net: Network<Float>, store: FeatureStore, localFiles: [Int], useAll: Bool,
-                           world: Communicator, batch: Int = 128) throws -> EvaluationResult? {
+                           world: Communicator, batch: Int = 128, onBatch: (() -> Void)? = nil) throws -> EvaluationResult? {
         let classes = store.labels.count
         let per = store.valuesPerSegment
         let reader = store.makeReader(cacheBlocks: 4)
@@ -68,6 +68,7 @@ public enum Evaluator {
                 fileCounts[f, default: 0] += 1
             }
             start += n
+            onBatch?()
         }
         for f in localFiles where fileCounts[f] != nil {
             rows += [Double(f), Double(store.files[f].labelIndex), Double(fileCounts[f]!)] + fileSums[f]!

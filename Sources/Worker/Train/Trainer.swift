@@ -138,7 +138,7 @@ public final class Trainer {
         epoch = state.epoch
         batchInEpoch = state.batchInEpoch
         if state.rng.count == 4 { rng = SeededGenerator(state: state.rng) }
-        if world.isRoot { console.info("resuming from \(path): step \(step), epoch \(epoch + 1), batch \(batchInEpoch)") }
+        if world.isRoot { console.notice("resuming from \(path): step \(step), epoch \(epoch + 1), batch \(batchInEpoch)") }
         return true
     }
 
@@ -229,7 +229,7 @@ public final class Trainer {
             progress?.finish(String(format: "epoch %d/%d: loss %.4f, %.1f segments/s, %@", epoch + 1, options.epochs,
                                     lossSum / max(1, lossCount), Double(epochSegments) / max(1e-9, epochSeconds), formatDuration(epochSeconds)))
             // Evaluate on the held-out files, spread over the ranks (each its own shards' files).
-            let result = try evaluate()
+            let result = try evaluate(onBatch: { watchdog.progress(step: self.step) })
             epoch += 1
             batchInEpoch = 0
             if world.isRoot, let result {
@@ -245,6 +245,7 @@ public final class Trainer {
                 ]))
             }
             try saveCheckpoint(validation: result?.files.weightedAccuracy)
+            watchdog.progress(step: step)
             lastCheckpointStep = step
         }
         if world.isRoot {
@@ -257,10 +258,10 @@ public final class Trainer {
     }
 
     /// Distributed evaluation on the test split; rank 0 gets the result.
-    public func evaluate() throws -> EvaluationResult? {
+    public func evaluate(onBatch: (() -> Void)? = nil) throws -> EvaluationResult? {
         let owned = Set(lanes)
         let local = testFiles.filter { owned.contains(store.files[$0].shard) }
-        let result = try Evaluator.run(net, store: store, localFiles: local, useAll: options.allSegments, world: world)
+        let result = try Evaluator.run(net, store: store, localFiles: local, useAll: options.allSegments, world: world, onBatch: onBatch)
         if world.isRoot { lastEvaluation = result }
         return result
     }

@@ -23,11 +23,12 @@ public func winogradApplies(_ g: ConvGeometry) -> Bool {
     g.kh == 3 && g.kw == 3 && g.stride == 1 && g.h % 2 == 0 && g.w % 2 == 0 && g.cin >= 8
 }
 
-/// Tiles per block: the block's transformed input and output stay within ~32 MB (L3-sized),
-/// and GEMMs keep at least 256 rows so that packing U_p is amortised.
+/// Tiles per block: one thread's transformed input and output stay within ~8 MB, so that the
+/// threads' blocks share the L3 cache, and GEMMs keep at least 256 rows so that packing U_p is
+/// amortised.
 func winogradBlockTiles(_ g: ConvGeometry, totalTiles: Int) -> Int {
     let perTile = 16 * (g.cin + g.cout) * 4
-    return min(totalTiles, max(256, (32 << 20) / perTile))
+    return min(totalTiles, max(256, (8 << 20) / perTile))
 }
 
 /// Workspace elements for the transforms of one block (V, M and U).
