@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Cluster/install-deps.sh --with-browser
-swift build -c release
-swift test -c release "$@"
+# One release build of everything (ser and the tests); the tests then run without rebuilding.
+swift build -c release --build-tests
+swift test -c release --skip-build "$@"

@@ -68,25 +68,12 @@ struct Demo: ParsableCommand {
                 continue
             }
             let t0 = Date()
-            let status = try runSer(stage.1)
+            let status = try SerProcess.run(stage.1)
             guard status == 0 else {
                 throw ValidationError("stage \(i + 1) (ser \(stage.1[0])) failed with status \(status); its output is above. Fix the cause and run `ser demo --out \(out)` again: finished stages are kept.")
             }
             console.notice("  done in \(formatDuration(Date().timeIntervalSince(t0)))")
         }
         console.notice("\nThe demo took \(formatDuration(Date().timeIntervalSince(started))). Open the report:\n  \(report)")
-    }
-
-    /// Runs this ser binary with `args`, output passed through.
-    func runSer(_ args: [String]) throws -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        p.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        env["SER_BLAS_REEXEC"] = nil
-        p.environment = env
-        try p.run()
-        p.waitUntilExit()
-        return p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
     }
 }
