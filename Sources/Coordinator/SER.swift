@@ -12,6 +12,6 @@ struct SER: ParsableCommand {
 
         Start with `ser info` to see the machine and the MPI world.
         """,
-        subcommands: [Info.self, Synth.self, Preprocess.self, Store.self, Train.self, Supervise.self, Bench.self]
+        subcommands: [Info.self, Synth.self, Preprocess.self, Store.self, Train.self, Embed.self, Supervise.self, Bench.self, Explain.self, Report.self]
     )
 }
