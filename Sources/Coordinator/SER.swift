@@ -12,6 +12,7 @@ struct SER: ParsableCommand {
 
         Start with `ser info` to see the machine and the MPI world.
         """,
-        subcommands: [Info.self, Demo.self, Synth.self, Preprocess.self, Store.self, Train.self, Supervise.self, Experiment.self, Bench.self]
+        subcommands: [Info.self, Demo.self, Synth.self, Preprocess.self, Store.self, Train.self, Supervise.self,
+                      Explain.self, Report.self, Embed.self, Experiment.self, Bench.self]
     )
 }

@@ -168,11 +168,12 @@ final class ClusterScriptsTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
         var r = try Command.run("/bin/bash", [script, dir + "/store", run, "--epochs", "3"], environment: env, timeout: 120)
         XCTAssertEqual(r.status, 0, r.output)
-        try Data().write(to: URL(fileURLWithPath: run + "/checkpoint-000002.safetensors"))
+        try FileManager.default.createDirectory(atPath: run + "/checkpoints", withIntermediateDirectories: true)
+        try Data().write(to: URL(fileURLWithPath: run + "/checkpoints/ckpt-step000000002.safetensors.zst"))
         r = try Command.run("/bin/bash", [script, dir + "/store", run], environment: env, timeout: 120)
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertEqual(lines(dir + "/ser-args"), ["train --features \(dir)/store --out \(run) --epochs 3",
-                                                  "train --features \(dir)/store --out \(run) --resume"])
+                                                  "train --features \(dir)/store --out \(run) --resume \(run)"])
         // A failing run is reported with its status, and not requeued.
         r = try Command.run("/bin/bash", [script, dir + "/store", run], environment: env.merging(["FAKE_SER_STATUS": "3"]) { $1 }, timeout: 120)
         XCTAssertNotEqual(r.status, 0)

@@ -5,7 +5,7 @@ import Worker
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train fusion-v1 (or a single-branch baseline) on a feature store.",
+        abstract: "Train fusion-v1 (or a single-branch baseline, or a model family: ae, dae, resnet-se) on a feature store.",
         discussion: """
         Adam (lr 0.01, β 0.9/0.999, batch 128, 20 epochs by default) on the store's training split; \
         evaluation on the held-out files after every epoch (segment level and file level, where a \
@@ -19,6 +19,11 @@ struct Train: ParsableCommand {
         Output in --out: config.json, metrics.jsonl, checkpoints/, weights.safetensors, \
         evaluation.json. After a crash or preemption, `ser train --resume RUN` continues from the \
         newest valid checkpoint (with any number of ranks).
+
+        --model ae, dae and resnet-se train the other two systems of the source papers on the same \
+        stores and machinery (docs/FAMILIES.md): an (denoising) autoencoder on one feature vector \
+        per utterance with a classifier on its latent code, and a ResNet-SE emotion verifier with \
+        classical classifiers on its emotion vectors. Their options are listed under "Model families".
         """
     )
 
@@ -31,7 +36,7 @@ struct Train: ParsableCommand {
     @Option(help: "Continue the run in this directory from its newest valid checkpoint (settings come from its config.json).")
     var resume: String?
 
-    @Option(help: "Network: fusion-v1, vggish-only or yamnet-only.")
+    @Option(help: "Network: fusion-v1, vggish-only or yamnet-only; or a model family: ae, dae, resnet-se (docs/FAMILIES.md).")
     var model: String = "fusion-v1"
 
     @Option(help: "Channel multiplier for every layer (1 = the published networks).")
@@ -40,11 +45,11 @@ struct Train: ParsableCommand {
     @Option(help: "Epochs (passes over the training segments).")
     var epochs: Int?
 
-    @Option(help: "Global batch size (split between the ranks).")
-    var batch: Int = 128
+    @Option(help: "Global batch size (split between the ranks; default 128, ae/dae 64).")
+    var batch: Int?
 
-    @Option(name: .customLong("learning-rate"), help: "Adam learning rate.")
-    var learningRate: Double = 0.01
+    @Option(name: .customLong("learning-rate"), help: "Adam learning rate (default 0.01; ae, dae and resnet-se 0.001).")
+    var learningRate: Double?
 
     @Option(help: "Adam β1.")
     var beta1: Double = 0.9
@@ -110,19 +115,23 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("inject-divergence"), help: ArgumentHelp("RANK@STEP: nudge one rank's parameters after a step.", visibility: .hidden))
     var injectDivergence: String?
 
+    @OptionGroup(title: "Model families (--model ae, dae, resnet-se)")
+    var family: FamilyFlags
+
     func validate() throws {
         if resume == nil {
             guard features != nil else { throw ValidationError("give --features STORE (or --resume RUN to continue a run)") }
             guard out != nil else { throw ValidationError("give --out RUN, the run directory to create") }
         }
-        if ModelConfig.Architecture(rawValue: model) == nil {
-            throw ValidationError("--model must be one of \(ModelConfig.Architecture.allCases.map(\.rawValue).joined(separator: ", ")) (got \(model))")
+        if ModelConfig.Architecture(rawValue: model) == nil && FamilyKind(rawValue: model) == nil {
+            throw ValidationError("--model must be one of \((ModelConfig.Architecture.allCases.map(\.rawValue) + FamilyKind.allCases.map(\.rawValue)).joined(separator: ", ")) (got \(model))")
         }
+        try validateFamilyFlags()
         if TrainOptions.Mode(rawValue: mode) == nil { throw ValidationError("--mode must be deterministic or fast (got \(mode))") }
         if !["random", "speaker"].contains(split) { throw ValidationError("--split must be random or speaker (got \(split))") }
-        if batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if let b = batch, b < 1 { throw ValidationError("--batch must be at least 1") }
         if let e = epochs, e < 1 { throw ValidationError("--epochs must be at least 1") }
-        if !(learningRate > 0) { throw ValidationError("--learning-rate must be positive") }
+        if let lr = learningRate, !(lr > 0) { throw ValidationError("--learning-rate must be positive") }
         if !(width > 0 && width <= 4) { throw ValidationError("--width must be in (0, 4]") }
         if let r = ranks, r < 1 { throw ValidationError("--ranks must be at least 1") }
         if warmupSteps < 0 { throw ValidationError("--warmup-steps must be 0 or more") }
@@ -156,8 +165,8 @@ struct Train: ParsableCommand {
         o.model.bnMomentum = bnMomentum
         o.warmupSteps = warmupSteps
         o.epochs = epochs ?? 20
-        o.batch = batch
-        o.adam = Adam<Float>.Settings(learningRate: learningRate, beta1: beta1, beta2: beta2, epsilon: epsilon)
+        o.batch = batch ?? 128
+        o.adam = Adam<Float>.Settings(learningRate: learningRate ?? 0.01, beta1: beta1, beta2: beta2, epsilon: epsilon)
         o.seed = seed
         o.split = split
         o.allSegments = allSegments
@@ -174,6 +183,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        if let kind = familyToTrain() { return try runFamily(kind) }
         let console = Console(quiet: quiet)
         try LocalLauncher.relaunchIfNeeded(ranks: ranks, console: console)
         let world = Runtime.start(threads: threads)

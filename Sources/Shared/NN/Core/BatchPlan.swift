@@ -136,6 +136,32 @@ public final class GradientSink<S: Real> {
         onReady?(offset ..< offset + count)
     }
 
+    /// The same with `compute(samples, out)` called for one chunk after another on this thread, for
+    /// callers whose computation shares scratch space between chunks.
+    @_specialize(exported: true, where S == Float)
+    @_specialize(exported: true, where S == Double)
+    public func accumulate(offset: Int, count: Int, serially compute: (Range<Int>, UnsafeMutablePointer<S>) -> Void) {
+        let chunks = plan.chunks
+        if chunks.count == 1 {
+            compute(chunks[0], nodeBuffers[0].pointer + offset)
+        } else {
+            if scratch.count < chunks.count * count { scratch = Buffer<S>(count: chunks.count * count, zeroed: false) }
+            let slots = scratch.pointer
+            for (i, r) in chunks.enumerated() { compute(r, slots + i * count) }
+            if plan.deterministic {
+                for (k, node) in plan.nodes.enumerated() {
+                    let local = (node.lowerBound - plan.firstChunk) ..< (node.upperBound - plan.firstChunk)
+                    reduce(local, slots: slots, count: count, globalOffset: plan.firstChunk)
+                    (nodeBuffers[k].pointer + offset).update(from: slots + local.lowerBound * count, count: count)
+                }
+            } else {
+                reduce(0 ..< chunks.count, slots: slots, count: count, globalOffset: 0)
+                (nodeBuffers[0].pointer + offset).update(from: slots, count: count)
+            }
+        }
+        onReady?(offset ..< offset + count)
+    }
+
     /// Tree-sums slots of `node` into its first slot: value(node) = value(left) + value(right).
     private func reduce(_ node: Range<Int>, slots: UnsafeMutablePointer<S>, count: Int, globalOffset: Int) {
         if node.count <= 1 { return }

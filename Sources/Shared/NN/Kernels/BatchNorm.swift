@@ -45,9 +45,9 @@ public func bnApply<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>
         for r in lo..<hi {
             let xr = x + r * channels, yr = y + r * channels
             if let gamma {
-                for c in 0..<channels { let v = (xr[c] - mean[c]) * invStd[c] * gamma[c] + beta[c]; yr[c] = relu && !(v > 0) ? 0 : v }
+                for c in 0..<channels { let v = (xr[c] - mean[c]) * invStd[c] * gamma[c] + beta[c]; yr[c] = relu && v <= 0 ? 0 : v }
             } else {
-                for c in 0..<channels { let v = (xr[c] - mean[c]) * invStd[c] + beta[c]; yr[c] = relu && !(v > 0) ? 0 : v }
+                for c in 0..<channels { let v = (xr[c] - mean[c]) * invStd[c] + beta[c]; yr[c] = relu && v <= 0 ? 0 : v }
             }
         }
     }

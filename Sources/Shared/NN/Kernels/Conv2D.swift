@@ -156,7 +156,8 @@ public func convBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePoin
     if let db { columnSums(dy, db, rows: batch * g.outPositions, channels: g.cout) }
 }
 
-/// y[r, c] += bias[c] and optionally ReLU, over rows × channels.
+/// y[r, c] += bias[c] and optionally ReLU, over rows × channels. ReLU keeps NaN (v ≤ 0 is false for
+/// NaN), so numerical trouble reaches the loss and is reported instead of being zeroed away.
 @inline(__always)
 public func biasRelu<S: Real>(_ y: UnsafeMutablePointer<S>, _ bias: UnsafePointer<S>?, rows: Int, channels: Int, relu: Bool) {
     guard bias != nil || relu else { return }
@@ -165,10 +166,10 @@ public func biasRelu<S: Real>(_ y: UnsafeMutablePointer<S>, _ bias: UnsafePointe
         for r in lo..<hi {
             let row = y + r * channels
             if let bias {
-                if relu { for c in 0..<channels { let v = row[c] + bias[c]; row[c] = v > 0 ? v : 0 } }
+                if relu { for c in 0..<channels { let v = row[c] + bias[c]; row[c] = v <= 0 ? 0 : v } }
                 else { for c in 0..<channels { row[c] += bias[c] } }
             } else {
-                for c in 0..<channels { if !(row[c] > 0) { row[c] = 0 } }
+                for c in 0..<channels where row[c] <= 0 { row[c] = 0 }
             }
         }
     }

@@ -128,7 +128,7 @@ func winogradOutputTransform<S: Real>(_ m: UnsafePointer<S>, _ y: UnsafeMutableP
             var y00 = s0 + s1 + s2, y01 = s1 - s2 - s3, y10 = d0 + d1 + d2, y11 = d1 - d2 - d3
             if let bias { let b = bias[ch]; y00 += b; y01 += b; y10 += b; y11 += b }
             if relu {
-                y00 = y00 > 0 ? y00 : 0; y01 = y01 > 0 ? y01 : 0; y10 = y10 > 0 ? y10 : 0; y11 = y11 > 0 ? y11 : 0
+                y00 = y00 <= 0 ? 0 : y00; y01 = y01 <= 0 ? 0 : y01; y10 = y10 <= 0 ? 0 : y10; y11 = y11 <= 0 ? 0 : y11
             }
             o00[ch] = y00; o01[ch] = y01; o10[ch] = y10; o11[ch] = y11
         }
