@@ -58,7 +58,7 @@ struct Demo: ParsableCommand {
               "--learning-rate", String(learningRate), "--seed", String(seed), "--ranks", String(ranks)]),
             ("Explaining \(explainFiles) test files with Grad-CAM, LIME and occlusion sensitivity (tasks farmed out to the ranks)",
              ["explain", "--run", run, "--split", "test", "--limit", String(explainFiles), "--methods", "gradcam,lime,occlusion",
-              "--ranks", String(ranks), "--summary"]),
+              "--ranks", String(ranks), "--quiet"]),
             ("Writing the report", ["report", run, "--out", report]),
         ]
         for (i, stage) in stages.enumerated() {

@@ -128,7 +128,7 @@ struct Experiment: ParsableCommand {
         if explainFiles > 0, FileManager.default.fileExists(atPath: main + "/weights.safetensors") {
             _ = try stage("Explaining \(explainFiles) test files of \(plans[0].name)",
                           ["explain", "--run", main, "--split", "test", "--limit", String(explainFiles), "--methods", "gradcam,lime,occlusion",
-                           "--lime-samples", String(limeSamples), "--ranks", String(ranks), "--summary"])
+                           "--lime-samples", String(limeSamples), "--ranks", String(ranks), "--quiet"])
         }
         let finished = plans.map { dir + "/runs/" + $0.name }.filter { FileManager.default.fileExists(atPath: $0 + "/evaluation.json") }
         if !finished.isEmpty {
