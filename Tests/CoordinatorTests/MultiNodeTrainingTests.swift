@@ -40,6 +40,45 @@ final class MultiNodeTrainingTests: XCTestCase {
         XCTAssertEqual(try weights(dir + "/local"), try weights(dir + "/hosts"), "two hosts must give the one-host weights bit for bit")
     }
 
+    /// One `ser explain` job on two hosts: the coordinator on host 1 hands tasks to the worker on
+    /// host 2 over TCP, both compute, and the maps equal the ones computed on one host.
+    func testOneExplainJobSpreadsItsTasksOverBothHosts() throws {
+        try requireHarness()
+        let dir = TestEnv.temporaryDirectory(self, "ser-mn-explain")
+        let store = try makeStore(dir)
+        let run = dir + "/run"
+        XCTAssertEqual(try Command.ser(["train", "--features", store, "--out", run, "--epochs", "1"] + small).status, 0)
+        let explain = ["explain", "--run", run, "--split", "test", "--limit", "6", "--methods", "gradcam,occlusion",
+                       "--no-faithfulness", "--no-audio"]
+        XCTAssertEqual(try Command.ser(explain + ["--out", dir + "/local", "--quiet"]).status, 0)
+        let r = try Command.run(cluster, ["run", "--hosts", "2", "--", "ser"] + explain + ["--out", dir + "/hosts"],
+                                environment: ["SER_BINARY": TestEnv.serBinary], timeout: 600)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("ran on ser-h1") && r.output.contains("ran on ser-h2"), r.output)
+        let index = try ExplainIndexFile(dir + "/hosts/index.json")
+        XCTAssertEqual(index.tasks.count, 12)
+        XCTAssertTrue(index.tasks.allSatisfy { $0["status"] as? String == "ok" }, "\(index.tasks)")
+        XCTAssertEqual(Set(index.tasks.compactMap { $0["rank"] as? Int }), [0, 1], "both hosts computed tasks")
+        // Every map, whichever host computed it, equals the one-host map (thread chunking is
+        // deterministic, so the only difference could come from the transport).
+        for t in index.tasks {
+            let name = "\(t["method"] as! String)/\(t["stem"] as! String).safetensors"
+            let a = try SafeTensors.read(path: "\(dir)/hosts/\(name)").require("map").floats()
+            let b = try SafeTensors.read(path: "\(dir)/local/\(name)").require("map").floats()
+            let scale = max(1e-6, b.map(abs).max()!)
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 1e-4 * scale, name) }
+        }
+    }
+
+    /// index.json as plain JSON, so the test reads what a user's tool would.
+    struct ExplainIndexFile {
+        let tasks: [[String: Any]]
+        init(_ path: String) throws {
+            let obj = try JSONSerialization.jsonObject(with: try readFile(path)) as? [String: Any]
+            tasks = obj?["tasks"] as? [[String: Any]] ?? []
+        }
+    }
+
     /// The link of host 2 is cut mid-training: the watchdog ends the job naming that host, the
     /// supervisor restarts the job on the remaining host from the last checkpoint, and the run
     /// finishes with the weights of a run that was never interrupted.
@@ -51,20 +90,26 @@ final class MultiNodeTrainingTests: XCTestCase {
         let train = ["train", "--features", store, "--out", run, "--resume", run, "--epochs", "12", "--checkpoint-every", "2",
                      "--watchdog", "3"] + small
         XCTAssertEqual(try Command.ser(["train", "--features", store, "--out", dir + "/reference", "--epochs", "12"] + small).status, 0)
-        // The supervised job: the first attempt runs on two hosts and host 2's link is cut after
-        // 12 s; a restart runs on the host that is left (as an operator or a Slurm requeue would).
+        // The supervised job: the first attempt runs on two hosts and host 2's link is cut once
+        // training is under way (its first checkpoint exists: a fixed delay would race a fast
+        // machine); a restart runs on the host that is left (as an operator or a Slurm requeue would).
         let script = dir + "/job.sh"
         let quoted = train.map { "'\($0)'" }.joined(separator: " ")
         try AtomicFile.write("""
-        #!/bin/sh
+        #!/bin/bash
         if [ ! -e '\(dir)/attempted' ]; then
           touch '\(dir)/attempted'
-          exec '\(cluster)' run --hosts 2 --cut ser-h2@12 --timeout 300 -- ser \(quoted)
+          '\(cluster)' run --hosts 2 --timeout 300 -- ser \(quoted) &
+          job=$!
+          until compgen -G '\(run)/checkpoints/ckpt-step*' >/dev/null || ! kill -0 $job 2>/dev/null; do sleep 0.05; done
+          '\(cluster)' cut ser-h2
+          wait $job
+          exit $?
         fi
         exec '\(cluster)' run --hosts 1 --timeout 300 -- ser \(quoted)
         """, to: script)
         chmod(script, 0o755)
-        let r = try Command.ser(["supervise", "--max-restarts", "2", "--backoff", "1", "--abort-grace", "10", "--", "/bin/sh", script],
+        let r = try Command.ser(["supervise", "--max-restarts", "2", "--backoff", "1", "--abort-grace", "10", "--", "/bin/bash", script],
                                 environment: ["SER_BINARY": TestEnv.serBinary], timeout: 900)
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("watchdog: rank 0 on ser-h1"), r.output)

@@ -164,9 +164,9 @@ struct ExperimentResults {
             guard let data = try? readFile(run.evaluation), let eval = try? JSONDecoder().decode(EvaluationResult.self, from: data) else { continue }
             let metrics = run.metricsLines()
             let seconds = metrics.compactMap { $0["train_seconds"] as? Double }.reduce(0, +)
-            let steps = (metrics.first?["step"] as? Int) ?? 0
+            let segments = (metrics.first?["train_segments"] as? Int) ?? 0
             rows.append(Row(name: name, model: model, split: split, gds: gds, pretrained: pretrained, evaluation: eval,
-                            trainSeconds: seconds, segmentsPerEpoch: steps))
+                            trainSeconds: seconds, segmentsPerEpoch: segments))
         }
         self.rows = rows
         store = (try? FeatureStore.open(directory + "/store"))?.manifest
@@ -182,10 +182,10 @@ struct ExperimentResults {
             let r = rows.filter { $0.split == split }
             if r.isEmpty { continue }
             md += "\n## \(split == "random" ? "Random 85:15 file split" : "Speaker-independent split")\n\n"
-            md += "| run | model | GDS | YAMNet init | WA | UA | macro-F1 | macro recall | training time |\n|---|---|---|---|---|---|---|---|---|\n"
+            md += "| run | model | GDS | YAMNet init | WA | UA | macro-F1 | macro recall | segments/epoch | training time |\n|---|---|---|---|---|---|---|---|---|---|\n"
             for x in r {
                 let e = x.evaluation.files
-                md += "| \(x.name) | \(x.model) | \(x.gds ? "on" : "off") | \(x.pretrained ? "pretrained" : "random") | \(pct(e.weightedAccuracy)) | \(pct(e.unweightedAccuracy)) | \(pct(e.macroF1)) | \(pct(e.macroRecall)) | \(formatDuration(x.trainSeconds)) |\n"
+                md += "| \(x.name) | \(x.model) | \(x.gds ? "on" : "off") | \(x.pretrained ? "pretrained" : "random") | \(pct(e.weightedAccuracy)) | \(pct(e.unweightedAccuracy)) | \(pct(e.macroF1)) | \(pct(e.macroRecall)) | \(x.segmentsPerEpoch) | \(formatDuration(x.trainSeconds)) |\n"
             }
             if let on = r.first(where: { $0.model == "fusion-v1" && $0.gds && !$0.pretrained }),
                let off = r.first(where: { $0.model == "fusion-v1" && !$0.gds }) {

@@ -119,10 +119,14 @@ struct Supervise: ParsableCommand {
             tail.lock.unlock()
             if let since, since > abortGrace, !terminated {
                 note(String(format: "the job reported a watchdog abort %.0f s ago but is still running; terminating it", since))
-                kill(p.processIdentifier, SIGTERM)
+                // The whole tree, taken before anything dies: a job script's background children
+                // (mpirun behind a cut link) would otherwise outlive it, orphaned, and hold the
+                // nodes or locks the restart needs.
+                let tree = descendants(of: p.processIdentifier)
+                for pid in tree { kill(pid, SIGTERM) }
                 terminated = true
-                for _ in 0..<50 where p.isRunning { usleep(200_000) }
-                if p.isRunning { killTree(p.processIdentifier) }
+                for _ in 0..<50 where tree.contains(where: { kill($0, 0) == 0 && !isZombie($0) }) { usleep(200_000) }
+                for pid in tree.reversed() { kill(pid, SIGKILL) }
             }
         }
         p.waitUntilExit()
@@ -136,8 +140,8 @@ struct Supervise: ParsableCommand {
         return (status == 0 && terminated ? 1 : status, String(interesting.prefix(400)))
     }
 
-    /// SIGKILLs a process and all its descendants (from /proc).
-    static func killTree(_ root: pid_t) {
+    /// A process and all its descendants (from /proc), parents before children.
+    static func descendants(of root: pid_t) -> [pid_t] {
         var children: [pid_t: [pid_t]] = [:]
         for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = pid_t(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
@@ -146,7 +150,17 @@ struct Supervise: ParsableCommand {
             if fields.count > 1, let ppid = pid_t(fields[1]) { children[ppid, default: []].append(pid) }
         }
         var queue = [root], all: [pid_t] = []
-        while let p = queue.popLast() { all.append(p); queue += children[p] ?? [] }
-        for p in all.reversed() { kill(p, SIGKILL) }
+        while !queue.isEmpty {
+            let p = queue.removeFirst()
+            all.append(p)
+            queue += children[p] ?? []
+        }
+        return all
+    }
+
+    /// A dead child not yet reaped still answers kill(pid, 0).
+    static func isZombie(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
     }
 }

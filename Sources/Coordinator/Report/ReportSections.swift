@@ -172,7 +172,7 @@ struct ReportBuilder {
     // MARK: - Training curves
 
     /// Metrics fields that are not curves worth plotting.
-    static let bookkeeping: Set<String> = ["epoch", "step", "ranks", "train_seconds", "segments_per_second"]
+    static let bookkeeping: Set<String> = ["epoch", "step", "ranks", "train_seconds", "train_segments", "segments_per_second", "peak_rss_mb"]
 
     mutating func training() -> ReportSection {
         var s = ReportSection(id: "training", title: "Training and validation curves", body: "")
@@ -213,10 +213,14 @@ struct ReportBuilder {
         s.body += "</div>"
         // The per-epoch table: every figure, including speed.
         let columns = ["epoch", "step"] + (lossKeys + scoreKeys).map(\.0).filter(keys.contains) + others.map(\.name)
-            + ["train_seconds", "segments_per_second"].filter(keys.contains)
+            + ["train_seconds", "train_segments", "segments_per_second", "peak_rss_mb"].filter(keys.contains)
         let rows = r.epochs.map { e in columns.map { k -> String in
             guard let v = ReportRun.double(e[k]) else { return "–" }
-            return k == "epoch" || k == "step" ? ReportRun.trim(v) : k == "segments_per_second" ? String(format: "%.0f", v) : String(format: "%.4f", v)
+            switch k {
+            case "epoch", "step", "train_segments": return ReportRun.trim(v)
+            case "segments_per_second", "peak_rss_mb", "train_seconds": return String(format: "%.0f", v)
+            default: return String(format: "%.4f", v)
+            }
         } }
         var summary = "\(r.epochs.count) epoch(s)"
         if let t = r.trainingSeconds { summary += ", \(formatDuration(t)) of training" }

@@ -230,6 +230,8 @@ public final class Trainer {
                                     lossSum / max(1, lossCount), Double(epochSegments) / max(1e-9, epochSeconds), formatDuration(epochSeconds)))
             // Evaluate on the held-out files, spread over the ranks (each its own shards' files).
             let result = try evaluate(onBatch: { watchdog.progress(step: self.step) })
+            // Largest rank's peak, so a user sizing nodes sees the worst case (collective).
+            let peakRSS = world.allreduce(NetworkBenchmark.peakResidentMB, .max)
             epoch += 1
             batchInEpoch = 0
             if world.isRoot, let result {
@@ -237,18 +239,20 @@ public final class Trainer {
                 validationByStep[step] = result.files.weightedAccuracy
                 try run.appendMetrics(jsonLine([
                     "epoch": epoch, "step": step, "train_loss": lossSum / max(1, lossCount),
-                    "train_seconds": epochSeconds, "segments_per_second": Double(epochSegments) / max(1e-9, epochSeconds),
+                    "train_seconds": epochSeconds, "train_segments": epochSegments, "segments_per_second": Double(epochSegments) / max(1e-9, epochSeconds),
                     "val_loss": result.loss,
                     "val_segment_wa": result.segments.weightedAccuracy, "val_segment_ua": result.segments.unweightedAccuracy,
                     "val_file_wa": result.files.weightedAccuracy, "val_file_ua": result.files.unweightedAccuracy,
-                    "val_file_f1": result.files.macroF1, "ranks": world.size,
+                    "val_file_f1": result.files.macroF1, "ranks": world.size, "peak_rss_mb": peakRSS,
                 ]))
             }
             try saveCheckpoint(validation: result?.files.weightedAccuracy)
             watchdog.progress(step: step)
             lastCheckpointStep = step
         }
+        let peakRSS = world.allreduce(NetworkBenchmark.peakResidentMB, .max)
         if world.isRoot {
+            console.info(String(format: "peak resident memory %.0f MB (largest of %d rank(s))", peakRSS, world.size))
             var st = net.params.export(metadata: ["ser_config": (try? jsonText(RunConfig.load(run))) ?? "", "labels": store.labels.joined(separator: ","),
                                                   "front_end_hash": store.manifest.frontEndHash, "step": String(step)])
             st.metadata["architecture"] = net.config.architecture.rawValue
