@@ -19,7 +19,8 @@ final class MultiNodeTrainingTests: XCTestCase {
         return dir + "/store"
     }
 
-    let small = ["--width", "0.125", "--learning-rate", "0.001", "--quiet"]
+    /// Deterministic mode: the tests compare weights bit for bit.
+    let small = ["--width", "0.125", "--learning-rate", "0.001", "--mode", "deterministic", "--quiet"]
 
     func weights(_ run: String) throws -> [String: Data] {
         try SafeTensors.read(path: run + "/weights.safetensors").tensors.mapValues(\.data)

@@ -23,7 +23,8 @@ final class TrainCommandTests: XCTestCase {
         super.tearDown()
     }
 
-    let small = ["--width", "0.125", "--learning-rate", "0.001", "--quiet"]
+    /// Deterministic mode: these tests compare weights bit for bit (users get fast mode by default).
+    let small = ["--width", "0.125", "--learning-rate", "0.001", "--mode", "deterministic", "--quiet"]
 
     func run(_ name: String) -> String { TrainCommandTests.root + "/" + name + "-\(UInt32.random(in: 0 ... .max))" }
 
@@ -73,8 +74,10 @@ final class TrainCommandTests: XCTestCase {
         try train(det, ["--epochs", "1"])
         let r = try train(fast, ["--epochs", "1", "--mode", "fast"], ranks: 2)
         XCTAssertEqual(r.status, 0)
+        XCTAssertTrue(try String(contentsOfFile: fast + "/config.json", encoding: .utf8).contains("\"fast\""), "the later --mode wins")
         let d = maxRelativeDifference(try weights(fast), try weights(det))
         print("fast vs deterministic after one epoch: max relative difference \(d)")
+        XCTAssertGreaterThan(d, 0, "two different reduction orders")
         XCTAssertLessThan(d, 0.02)
     }
 

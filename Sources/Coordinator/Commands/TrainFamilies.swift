@@ -109,7 +109,7 @@ extension Train {
         }
         for (flag, given) in [("--yamnet-weights", yamnetWeights != nil), ("--vggish-weights", vggishWeights != nil),
                               ("--freeze-yamnet", freezeYAMNet), ("--warmup-steps", warmupSteps != 0),
-                              ("--checkpoint-every", checkpointEvery != nil), ("--mode fast", mode == "fast")] where given {
+                              ("--checkpoint-every", checkpointEvery != nil), ("--mode", mode != nil)] where given {
             throw ValidationError("\(flag) applies to fusion-v1 and its baselines, not to --model \(kind.rawValue)")
         }
         if kind.isAutoencoder {

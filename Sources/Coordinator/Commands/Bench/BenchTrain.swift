@@ -60,8 +60,8 @@ struct BenchTrain: ParsableCommand {
 
     @OptionGroup var common: NetworkBenchOptions
 
-    @Option(help: "deterministic or fast (see ser train --mode).")
-    var mode: String = "deterministic"
+    @Option(help: "fast (ser train's default) or deterministic (see ser train --mode).")
+    var mode: String = "fast"
 
     @Option(help: "Determinism chunks per global batch (the store's shard count in real training).")
     var chunks: Int = 16
