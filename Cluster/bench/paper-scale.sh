@@ -7,7 +7,8 @@
 #   Cluster/bench/paper-scale.sh [DIR]        (default DIR: ./paper-scale; needs ~12 GB of disk)
 #
 # Environment: FILES_PER_CLASS (default 2200: 8,800 files of 10 s, ~167k segments before GDS),
-# SMALL_FILES_PER_CLASS (default 220), RANKS (default 2), EPOCHS (default 1).
+# SMALL_FILES_PER_CLASS (default 220), RANKS (default 2), EPOCHS (default 1), MAX_STEPS (stop each
+# training after this many steps instead: a quick look at speed and memory, not the epoch).
 # Prints the figures BENCHMARKS.md records; everything else is in DIR/*.log.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,19 +39,26 @@ for size in big small; do
       --out "$dir/$size-store" --shards 32 --quiet
   fi
   rm -rf "$dir/$size-run"
-  stage "$size-train" "$ser" train --features "$dir/$size-store" --out "$dir/$size-run" --epochs "$epochs" --ranks "$ranks"
+  limit=(); [[ -n ${MAX_STEPS:-} ]] && limit=(--max-steps "$MAX_STEPS")
+  stage "$size-train" "$ser" train --features "$dir/$size-store" --out "$dir/$size-run" --epochs "$epochs" --ranks "$ranks" "${limit[@]}"
 done
 
 echo
 for size in big small; do
-  python3 - "$dir/$size-store/manifest.json" "$dir/$size-run/metrics.jsonl" "$size" <<'EOF'
-import json, sys
-m = json.load(open(sys.argv[1])); lines = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
-g = m["gdsTotals"]
-before = g.get("segmentsBefore"); after = g.get("segmentsAfter")
-e = lines[0]
-print(f"{sys.argv[3]}: {len(m['files'])} files, segments {before} before GDS, {after} after; "
-      f"epoch 1: {e['train_segments']} training segments in {e['train_seconds']:.0f} s "
-      f"({e['segments_per_second']:.1f} segments/s), peak resident memory {e['peak_rss_mb']:.0f} MB per rank")
+  python3 - "$dir/$size-store/manifest.json" "$dir/$size-run/metrics.jsonl" "$dir/$size-train.log" "$size" <<'EOF'
+import json, os, re, sys
+manifest, metrics, log, size = sys.argv[1:]
+m = json.load(open(manifest)); g = m["gdsTotals"]
+text = open(log).read()
+rss = re.findall(r"peak resident memory (\d+) MB", text)
+line = f"{size}: {len(m['files'])} files, segments {g['segmentsBefore']} before GDS, {g['segmentsAfter']} after"
+if os.path.exists(metrics) and os.path.getsize(metrics) > 0:
+    e = json.loads(open(metrics).readline())
+    line += (f"; epoch 1: {e['train_segments']} training segments in {e['train_seconds']:.0f} s "
+             f"({e['segments_per_second']:.1f} segments/s)")
+else:
+    steps = re.findall(r"stopped at step (\d+)", text)
+    line += f"; stopped after {steps[-1] if steps else '?'} steps (--max-steps)"
+print(line + f", peak resident memory {rss[-1] if rss else '?'} MB (largest rank)")
 EOF
 done
