@@ -116,24 +116,9 @@ public final class GradientSink<S: Real> {
     @_specialize(exported: true, where S == Double)
     public func accumulate(offset: Int, count: Int, _ compute: (Range<Int>, Int, UnsafeMutablePointer<S>) -> Void) {
         let chunks = plan.chunks
-        if chunks.count == 1 {
-            ComputeThreads.parallelChunks(1) { _, w in compute(chunks[0], w, nodeBuffers[0].pointer + offset) }
-        } else {
-            if scratch.count < chunks.count * count { scratch = Buffer<S>(count: chunks.count * count, zeroed: false) }
-            let slots = scratch.pointer
-            ComputeThreads.parallelChunks(chunks.count) { i, w in compute(chunks[i], w, slots + i * count) }
-            if plan.deterministic {
-                for (k, node) in plan.nodes.enumerated() {
-                    let local = (node.lowerBound - plan.firstChunk) ..< (node.upperBound - plan.firstChunk)
-                    reduce(local, slots: slots, count: count, globalOffset: plan.firstChunk)
-                    (nodeBuffers[k].pointer + offset).update(from: slots + local.lowerBound * count, count: count)
-                }
-            } else {
-                reduce(0 ..< chunks.count, slots: slots, count: count, globalOffset: 0)
-                (nodeBuffers[0].pointer + offset).update(from: slots, count: count)
-            }
-        }
-        onReady?(offset ..< offset + count)
+        let slots = slots(offset: offset, count: count)
+        ComputeThreads.parallelChunks(chunks.count) { i, w in compute(chunks[i], w, slots + i * count) }
+        combine(slots, offset: offset, count: count)
     }
 
     /// The same with `compute(samples, out)` called for one chunk after another on this thread, for
@@ -141,13 +126,23 @@ public final class GradientSink<S: Real> {
     @_specialize(exported: true, where S == Float)
     @_specialize(exported: true, where S == Double)
     public func accumulate(offset: Int, count: Int, serially compute: (Range<Int>, UnsafeMutablePointer<S>) -> Void) {
-        let chunks = plan.chunks
-        if chunks.count == 1 {
-            compute(chunks[0], nodeBuffers[0].pointer + offset)
-        } else {
-            if scratch.count < chunks.count * count { scratch = Buffer<S>(count: chunks.count * count, zeroed: false) }
-            let slots = scratch.pointer
-            for (i, r) in chunks.enumerated() { compute(r, slots + i * count) }
+        let slots = slots(offset: offset, count: count)
+        for (i, r) in plan.chunks.enumerated() { compute(r, slots + i * count) }
+        combine(slots, offset: offset, count: count)
+    }
+
+    /// Where the chunks write: straight into the gradient for a single chunk, else one scratch slot each.
+    private func slots(offset: Int, count: Int) -> UnsafeMutablePointer<S> {
+        let chunks = plan.chunks.count
+        if chunks == 1 { return nodeBuffers[0].pointer + offset }
+        if scratch.count < chunks * count { scratch = Buffer<S>(count: chunks * count, zeroed: false) }
+        return scratch.pointer
+    }
+
+    /// Adds the chunks' slots along the fixed tree into this rank's node buffers, and reports the range ready.
+    private func combine(_ slots: UnsafeMutablePointer<S>, offset: Int, count: Int) {
+        let chunks = plan.chunks.count
+        if chunks > 1 {
             if plan.deterministic {
                 for (k, node) in plan.nodes.enumerated() {
                     let local = (node.lowerBound - plan.firstChunk) ..< (node.upperBound - plan.firstChunk)
@@ -155,7 +150,7 @@ public final class GradientSink<S: Real> {
                     (nodeBuffers[k].pointer + offset).update(from: slots + local.lowerBound * count, count: count)
                 }
             } else {
-                reduce(0 ..< chunks.count, slots: slots, count: count, globalOffset: 0)
+                reduce(0 ..< chunks, slots: slots, count: count, globalOffset: 0)
                 (nodeBuffers[0].pointer + offset).update(from: slots, count: count)
             }
         }
