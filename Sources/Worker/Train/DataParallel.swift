@@ -237,7 +237,9 @@ public enum ParameterCheck {
         let all = world.allgather([h]).map { $0[0] }
         let groups = Dictionary(grouping: all.indices, by: { all[$0] })
         guard groups.count > 1 else { return nil }
-        let majority = groups.max { $0.value.count < $1.value.count }!
+        // The largest group; on a tie the one holding rank 0 (the rank that writes checkpoints), so
+        // the message does not depend on Dictionary's per-process iteration order.
+        let majority = groups.max { ($0.value.count, -$0.value.min()!) < ($1.value.count, -$1.value.min()!) }!
         let odd = all.indices.filter { all[$0] != majority.key }
         return "parameters diverged at step \(step): rank(s) \(odd.map(String.init).joined(separator: ", ")) disagree with rank(s) \(majority.value.map(String.init).joined(separator: ", ")) (checksums \(Set(all).map { XXHash64.hex($0) }.sorted().joined(separator: " vs ")))"
     }
