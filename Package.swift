@@ -30,6 +30,11 @@ let cpuFlags = ["-Xcc", "-march=\(march)"]
 let cpuFlags: [String] = []
 #endif
 let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"] + cpuFlags, .when(configuration: .release))]
+#if arch(x86_64)
+let cOptimized: [CSetting] = [.unsafeFlags(["-O3", "-march=\(march)"], .when(configuration: .release))]
+#else
+let cOptimized: [CSetting] = [.unsafeFlags(["-O3"], .when(configuration: .release))]
+#endif
 
 let package = Package(
     name: "SERCluster",
@@ -45,9 +50,12 @@ let package = Package(
     targets: native.map { lib in
         .systemLibrary(name: lib.name, path: "Sources/Shared/Native/\(lib.name)", pkgConfig: lib.pkg)
     } + [
+        // The few kernels kept in C so that they vectorise for sure (Winograd F(4×4, 3×3) transforms).
+        .target(name: "CKernels", path: "Sources/Shared/Native/CKernels",
+                exclude: ["winograd4.inc"], cSettings: cOptimized),
         .target(
             name: "Shared",
-            dependencies: native.map { .target(name: $0.name) },
+            dependencies: native.map { .target(name: $0.name) } + ["CKernels"],
             path: "Sources/Shared",
             exclude: ["Native"],
             swiftSettings: optimized

@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 
 /// The engine's scalar: Float for training and inference, Double for reference checks.
@@ -16,6 +17,15 @@ public protocol Real: BinaryFloatingPoint, MPIScalar, Sendable where Self.RawSig
     static func log(_ x: Self) -> Self
     static func sqrt(_ x: Self) -> Self
     static var dtypeName: String { get }
+    // The Winograd F(4×4, 3×3) transforms of CKernels for this type (ckernels.h, Winograd.swift).
+    static func wino4Input(_ x: UnsafePointer<Self>, _ h: Int, _ w: Int, _ c: Int, _ ti: Int, _ tj: Int,
+                           _ zeros: UnsafePointer<Self>, _ out: UnsafeMutablePointer<Self>)
+    static func wino4Output(_ m: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, _ h: Int, _ w: Int, _ c: Int,
+                            _ ti: Int, _ tj: Int, _ bias: UnsafePointer<Self>?, _ relu: Bool)
+    static func wino4Gradient(_ dy: UnsafePointer<Self>, _ h: Int, _ w: Int, _ c: Int, _ ti: Int, _ tj: Int,
+                              _ out: UnsafeMutablePointer<Self>)
+    static func wino4Kernel(_ g: UnsafePointer<Self>, _ u: UnsafeMutablePointer<Self>, _ cin: Int, _ cout: Int, _ ci: Int, _ rotate: Bool)
+    static func wino4KernelGradient(_ acc: UnsafePointer<Self>, _ dg: UnsafeMutablePointer<Self>, _ cin: Int, _ cout: Int, _ ci: Int)
 }
 
 extension Float: Real {
@@ -32,6 +42,26 @@ extension Float: Real {
     @inline(__always) public static func log(_ x: Float) -> Float { Foundation.log(x) }
     @inline(__always) public static func sqrt(_ x: Float) -> Float { x.squareRoot() }
     public static var dtypeName: String { "F32" }
+    @inline(__always) public static func wino4Input(_ x: UnsafePointer<Float>, _ h: Int, _ w: Int, _ c: Int, _ ti: Int, _ tj: Int,
+                                                    _ zeros: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        ser_wino4_input_f32(x, h, w, c, ti, tj, zeros, out)
+    }
+    @inline(__always) public static func wino4Output(_ m: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ c: Int,
+                                                     _ ti: Int, _ tj: Int, _ bias: UnsafePointer<Float>?, _ relu: Bool) {
+        ser_wino4_output_f32(m, y, h, w, c, ti, tj, bias, relu ? 1 : 0)
+    }
+    @inline(__always) public static func wino4Gradient(_ dy: UnsafePointer<Float>, _ h: Int, _ w: Int, _ c: Int, _ ti: Int, _ tj: Int,
+                                                       _ out: UnsafeMutablePointer<Float>) {
+        ser_wino4_gradient_f32(dy, h, w, c, ti, tj, out)
+    }
+    @inline(__always) public static func wino4Kernel(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, _ cin: Int, _ cout: Int,
+                                                     _ ci: Int, _ rotate: Bool) {
+        ser_wino4_kernel_f32(g, u, cin, cout, ci, rotate ? 1 : 0)
+    }
+    @inline(__always) public static func wino4KernelGradient(_ acc: UnsafePointer<Float>, _ dg: UnsafeMutablePointer<Float>, _ cin: Int,
+                                                             _ cout: Int, _ ci: Int) {
+        ser_wino4_kernel_gradient_f32(acc, dg, cin, cout, ci)
+    }
 }
 
 extension Double: Real {
@@ -48,6 +78,26 @@ extension Double: Real {
     @inline(__always) public static func log(_ x: Double) -> Double { Foundation.log(x) }
     @inline(__always) public static func sqrt(_ x: Double) -> Double { x.squareRoot() }
     public static var dtypeName: String { "F64" }
+    @inline(__always) public static func wino4Input(_ x: UnsafePointer<Double>, _ h: Int, _ w: Int, _ c: Int, _ ti: Int, _ tj: Int,
+                                                    _ zeros: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>) {
+        ser_wino4_input_f64(x, h, w, c, ti, tj, zeros, out)
+    }
+    @inline(__always) public static func wino4Output(_ m: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ h: Int, _ w: Int, _ c: Int,
+                                                     _ ti: Int, _ tj: Int, _ bias: UnsafePointer<Double>?, _ relu: Bool) {
+        ser_wino4_output_f64(m, y, h, w, c, ti, tj, bias, relu ? 1 : 0)
+    }
+    @inline(__always) public static func wino4Gradient(_ dy: UnsafePointer<Double>, _ h: Int, _ w: Int, _ c: Int, _ ti: Int, _ tj: Int,
+                                                       _ out: UnsafeMutablePointer<Double>) {
+        ser_wino4_gradient_f64(dy, h, w, c, ti, tj, out)
+    }
+    @inline(__always) public static func wino4Kernel(_ g: UnsafePointer<Double>, _ u: UnsafeMutablePointer<Double>, _ cin: Int, _ cout: Int,
+                                                     _ ci: Int, _ rotate: Bool) {
+        ser_wino4_kernel_f64(g, u, cin, cout, ci, rotate ? 1 : 0)
+    }
+    @inline(__always) public static func wino4KernelGradient(_ acc: UnsafePointer<Double>, _ dg: UnsafeMutablePointer<Double>, _ cin: Int,
+                                                             _ cout: Int, _ ci: Int) {
+        ser_wino4_kernel_gradient_f64(acc, dg, cin, cout, ci)
+    }
 }
 
 /// A 64-byte aligned buffer owned by the engine (activations, parameters, workspaces).

@@ -1,57 +1,81 @@
+import CKernels
 import Foundation
 
-// Winograd F(2×2, 3×3) convolution (Lavin & Gray 2016) for 3×3, stride 1, SAME padding, on
-// NHWC maps with even height and width — every VGGish convolution after the first.
+// Winograd convolution (Lavin & Gray 2016) for 3×3, stride 1, SAME padding, on NHWC maps with
+// even height and width — every VGGish convolution after the first.
 //
-// The output is cut into 2×2 tiles; each tile needs a 4×4 input patch. With
+// The output is cut into m×m tiles; each tile needs an (m+2)×(m+2) input patch, and
+// Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A turns the 9·m² multiplies per tile and channel pair of a direct
+// convolution into (m+2)², done as (m+2)² GEMMs, one per position p of the transform:
+// M_p (T × Cout) = V_p (T × Cin) · U_p (Cin × Cout). The transforms are additions over
+// channel vectors.
+// - F(4×4, 3×3), where height and width divide by 4 (all of VGGish): 36 multiplies for 144,
+//   4× less arithmetic. Its transforms are in C (CKernels/winograd4.inc) so that they vectorise.
+//   Its float32 error is ~10× that of F(2×2), still ~1e-5 relative at VGGish's sizes
+//   (WinogradTests measures both against the direct convolution).
+// - F(2×2, 3×3) otherwise, with
 //     Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
-//     Aᵀ = [1 1 1 0; 0 1 −1 −1],
-// a tile is Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, so the 36 multiplies per tile and channel pair of a
-// direct convolution become 16, done as 16 GEMMs (one per position of the 4×4 transform):
-// M_p (T × Cout) = V_p (T × Cin) · U_p (Cin × Cout). The arithmetic drops 2.25×; the transforms
-// are additions over channel vectors.
+//     Aᵀ = [1 1 1 0; 0 1 −1 −1]: 16 multiplies for 36, 2.25× less.
 //
 // Backward: the input gradient is the same convolution of dY with the kernel rotated 180° and
 // its channels swapped; the kernel gradient follows from the trilinear form
-// Σ y⊙z = Σ U ⊙ V ⊙ (A z Aᵀ):  dg = Gᵀ[Σ_tiles (A dy Aᵀ) ⊙ (Bᵀ d B)]G — 16 GEMMs over tiles.
+// Σ y⊙z = Σ U ⊙ V ⊙ (A z Aᵀ):  dg = Gᵀ[Σ_tiles (A dy Aᵀ) ⊙ (Bᵀ d B)]G — (m+2)² GEMMs over tiles.
 //
-// Buffers per block of T tiles are laid out [tile][position][channel], so each tile's 16 × C
-// values are contiguous for the transforms and each GEMM reads rows with a stride of 16·C.
+// Buffers per block of T tiles are laid out [tile][position][channel], so each tile's P × C
+// values are contiguous for the transforms and each GEMM reads rows with a stride of P·C.
 
 /// Which shapes the Winograd path handles.
 public func winogradApplies(_ g: ConvGeometry) -> Bool {
     g.kh == 3 && g.kw == 3 && g.stride == 1 && g.h % 2 == 0 && g.w % 2 == 0 && g.cin >= 8
 }
 
+/// The output tile size the Winograd path uses for a shape unless told otherwise: 4 where
+/// height and width divide by 4, else 2.
+public func winogradTile(_ g: ConvGeometry) -> Int { g.h % 4 == 0 && g.w % 4 == 0 ? 4 : 2 }
+
+/// Transform positions per tile, (m+2)².
+@inline(__always) func winogradPositions(_ m: Int) -> Int { (m + 2) * (m + 2) }
+
+/// Validates a requested tile size (nil: the shape's default).
+func resolvedTile(_ tile: Int?, _ g: ConvGeometry) -> Int {
+    let m = tile ?? winogradTile(g)
+    precondition((m == 2 || m == 4) && g.h % m == 0 && g.w % m == 0, "Winograd tile \(m) does not fit \(g.h)×\(g.w)")
+    return m
+}
+
 /// Tiles per block: one thread's transformed input and output stay within ~8 MB, so that the
 /// threads' blocks share the L3 cache, and GEMMs keep at least 256 rows so that packing U_p is
 /// amortised.
-func winogradBlockTiles(_ g: ConvGeometry, totalTiles: Int) -> Int {
-    let perTile = 16 * (g.cin + g.cout) * 4
+func winogradBlockTiles(_ g: ConvGeometry, totalTiles: Int, tile m: Int) -> Int {
+    let perTile = winogradPositions(m) * (g.cin + g.cout) * 4
     return min(totalTiles, max(256, (8 << 20) / perTile))
 }
 
 /// Workspace elements for the transforms of one block (V, M and U).
-public func winogradWorkspaceCount(_ g: ConvGeometry, batch: Int) -> Int {
-    let tiles = batch * (g.h / 2) * (g.w / 2)
-    let t = winogradBlockTiles(g, totalTiles: tiles)
-    return 16 * t * (g.cin + g.cout) + 16 * g.cin * g.cout + max(g.cin, g.cout)
+public func winogradWorkspaceCount(_ g: ConvGeometry, batch: Int, tile: Int? = nil) -> Int {
+    let m = resolvedTile(tile, g), p = winogradPositions(m)
+    let tiles = batch * (g.h / m) * (g.w / m)
+    let t = winogradBlockTiles(g, totalTiles: tiles, tile: m)
+    return p * t * (g.cin + g.cout) + p * g.cin * g.cout + max(g.cin, g.cout)
 }
 
-/// U[p][ci][co] = (G g Gᵀ)_p for a kernel g: (3, 3, Cin, Cout). With `rotate`, the kernel used is
-/// g'[a][b][co][ci] = g[2−a][2−b][ci][co] (for the input gradient) and U is laid out [p][co][ci].
-func winogradKernelTransform<S: Real>(_ w: UnsafePointer<S>, _ u: UnsafeMutablePointer<S>, cin: Int, cout: Int, rotate: Bool) {
+/// U[p][ci][co] = (G g Gᵀ)_p for a kernel g: (3, 3, Cin, Cout). With `rotate`, the kernel is turned
+/// 180° (g[2−a][2−b]) for the input gradient, whose GEMMs read U transposed (the channel swap):
+/// writing U in the kernel's own order keeps this transform's stores contiguous.
+func winogradKernelTransform<S: Real>(_ w: UnsafePointer<S>, _ u: UnsafeMutablePointer<S>, cin: Int, cout: Int, rotate: Bool, tile: Int) {
+    if tile == 4 {
+        ComputeThreads.parallelFor(cin) { ci in S.wino4Kernel(w, u, cin, cout, ci, rotate) }
+        return
+    }
     let half = S(1) / 2
-    let rows = rotate ? cout : cin, cols = rotate ? cin : cout
-    let plane = rows * cols
-    ComputeThreads.parallelFor(rows) { r in
-        for c in 0..<cols {
-            let ci = rotate ? c : r, co = rotate ? r : c
+    let plane = cin * cout
+    ComputeThreads.parallelFor(cin) { ci in
+        for co in 0..<cout {
             @inline(__always) func g(_ a: Int, _ b: Int) -> S {
                 let (sa, sb) = rotate ? (2 - a, 2 - b) : (a, b)
                 return w[((sa * 3 + sb) * cin + ci) * cout + co]
             }
-            let out = u + r * cols + c
+            let out = u + ci * cout + co
             // G g: rows (g0, (g0+g1+g2)/2, (g0−g1+g2)/2, g2) per column b.
             var t = (S(0), S(0), S(0), S(0), S(0), S(0), S(0), S(0), S(0), S(0), S(0), S(0))
             t.0 = g(0, 0); t.1 = g(0, 1); t.2 = g(0, 2)
@@ -76,7 +100,15 @@ func winogradKernelTransform<S: Real>(_ w: UnsafePointer<S>, _ u: UnsafeMutableP
 /// Rows or columns of the patch that fall in the padding read from a row of zeros.
 @inline(__always)
 func winogradInputTransform<S: Real>(_ x: UnsafePointer<S>, _ v: UnsafeMutablePointer<S>, t0: Int, count: Int,
-                                     h: Int, w: Int, c: Int, zeros: UnsafePointer<S>) {
+                                     h: Int, w: Int, c: Int, zeros: UnsafePointer<S>, tile: Int) {
+    if tile == 4 {
+        let tw = w / 4, perSample = (h / 4) * tw
+        ComputeThreads.parallelFor(count) { k in
+            let t = t0 + k, n = t / perSample
+            S.wino4Input(x + n * h * w * c, h, w, c, (t % perSample) / tw, t % tw, zeros, v + k * 36 * c)
+        }
+        return
+    }
     let th = h / 2, tw = w / 2, perSample = th * tw
     ComputeThreads.parallelFor(count) { k in
         let t = t0 + k
@@ -110,7 +142,15 @@ func winogradInputTransform<S: Real>(_ x: UnsafePointer<S>, _ v: UnsafeMutablePo
 /// Y tile = Aᵀ m A for each tile, plus bias and ReLU, written into y: (B, H, W, C).
 @inline(__always)
 func winogradOutputTransform<S: Real>(_ m: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, bias: UnsafePointer<S>?, relu: Bool,
-                                      t0: Int, count: Int, h: Int, w: Int, c: Int) {
+                                      t0: Int, count: Int, h: Int, w: Int, c: Int, tile: Int) {
+    if tile == 4 {
+        let tw = w / 4, perSample = (h / 4) * tw
+        ComputeThreads.parallelFor(count) { k in
+            let t = t0 + k, n = t / perSample
+            S.wino4Output(m + k * 36 * c, y + n * h * w * c, h, w, c, (t % perSample) / tw, t % tw, bias, relu)
+        }
+        return
+    }
     let th = h / 2, tw = w / 2, perSample = th * tw
     ComputeThreads.parallelFor(count) { k in
         let t = t0 + k
@@ -137,7 +177,16 @@ func winogradOutputTransform<S: Real>(_ m: UnsafePointer<S>, _ y: UnsafeMutableP
 
 /// Z[t][p][c] = (A dy Aᵀ)_p for the 2×2 output-gradient block of each tile.
 @inline(__always)
-func winogradGradientTransform<S: Real>(_ dy: UnsafePointer<S>, _ z: UnsafeMutablePointer<S>, t0: Int, count: Int, h: Int, w: Int, c: Int) {
+func winogradGradientTransform<S: Real>(_ dy: UnsafePointer<S>, _ z: UnsafeMutablePointer<S>, t0: Int, count: Int, h: Int, w: Int, c: Int,
+                                        tile: Int) {
+    if tile == 4 {
+        let tw = w / 4, perSample = (h / 4) * tw
+        ComputeThreads.parallelFor(count) { k in
+            let t = t0 + k, n = t / perSample
+            S.wino4Gradient(dy + n * h * w * c, h, w, c, (t % perSample) / tw, t % tw, z + k * 36 * c)
+        }
+        return
+    }
     let th = h / 2, tw = w / 2, perSample = th * tw
     ComputeThreads.parallelFor(count) { k in
         let t = t0 + k
@@ -161,70 +210,84 @@ func winogradGradientTransform<S: Real>(_ dy: UnsafePointer<S>, _ z: UnsafeMutab
     }
 }
 
-/// Forward (and, with a rotated kernel transform, the input gradient) by Winograd.
-/// x: (B, H, W, Cin) → y: (B, H, W, Cout); `u` is the kernel transform [16][Cin][Cout].
+/// Forward (and, with a rotated kernel transform read transposed, the input gradient) by Winograd.
+/// x: (B, H, W, Cin) → y: (B, H, W, Cout); `u` is the kernel transform [P][Cin][Cout], or with
+/// `transposed` [P][Cout][Cin].
 func winogradConvolve<S: Real>(_ x: UnsafePointer<S>, _ u: UnsafePointer<S>, _ bias: UnsafePointer<S>?, _ y: UnsafeMutablePointer<S>,
-                               batch: Int, h: Int, w: Int, cin: Int, cout: Int, relu: Bool,
+                               batch: Int, h: Int, w: Int, cin: Int, cout: Int, relu: Bool, tile m: Int, transposed: Bool,
                                workspace: UnsafeMutablePointer<S>, zeros: UnsafePointer<S>) {
     let g = ConvGeometry(h: h, w: w, cin: cin, cout: cout, kh: 3, kw: 3, stride: 1)
-    let tiles = batch * (h / 2) * (w / 2)
-    let blockTiles = winogradBlockTiles(g, totalTiles: tiles)
-    let v = workspace, m = workspace + 16 * blockTiles * cin
+    let tiles = batch * (h / m) * (w / m), p = winogradPositions(m)
+    let blockTiles = winogradBlockTiles(g, totalTiles: tiles, tile: m)
+    let v = workspace, mm = workspace + p * blockTiles * cin
     var t0 = 0
     while t0 < tiles {
         let n = min(blockTiles, tiles - t0)
-        winogradInputTransform(x, v, t0: t0, count: n, h: h, w: w, c: cin, zeros: zeros)
-        for p in 0..<16 {
-            S.gemm(false, false, n, cout, cin, 1, v + p * cin, 16 * cin, u + p * cin * cout, cout, 0, m + p * cout, 16 * cout)
+        winogradInputTransform(x, v, t0: t0, count: n, h: h, w: w, c: cin, zeros: zeros, tile: m)
+        for q in 0..<p {
+            S.gemm(false, transposed, n, cout, cin, 1, v + q * cin, p * cin, u + q * cin * cout, transposed ? cin : cout,
+                   0, mm + q * cout, p * cout)
         }
-        winogradOutputTransform(m, y, bias: bias, relu: relu, t0: t0, count: n, h: h, w: w, c: cout)
+        winogradOutputTransform(mm, y, bias: bias, relu: relu, t0: t0, count: n, h: h, w: w, c: cout, tile: m)
         t0 += n
     }
 }
 
-/// The end of the workspace: 16·Cin·Cout elements for U (or Ŵ), then a zeroed row of
+/// The end of the workspace: P·Cin·Cout elements for U (or Ŵ), then a zeroed row of
 /// max(Cin, Cout) that stands for the padding.
-func winogradTail<S: Real>(_ workspace: UnsafeMutablePointer<S>, _ g: ConvGeometry, batch: Int) -> (UnsafeMutablePointer<S>, UnsafeMutablePointer<S>) {
-    let zeros = workspace + winogradWorkspaceCount(g, batch: batch) - max(g.cin, g.cout)
+func winogradTail<S: Real>(_ workspace: UnsafeMutablePointer<S>, _ g: ConvGeometry, batch: Int, tile m: Int)
+    -> (UnsafeMutablePointer<S>, UnsafeMutablePointer<S>) {
+    let zeros = workspace + winogradWorkspaceCount(g, batch: batch, tile: m) - max(g.cin, g.cout)
     zeros.update(repeating: 0, count: max(g.cin, g.cout))
-    return (zeros - 16 * g.cin * g.cout, zeros)
+    return (zeros - winogradPositions(m) * g.cin * g.cout, zeros)
 }
 
-/// 3×3 stride-1 SAME convolution forward by Winograd. w: (3, 3, Cin, Cout).
+/// 3×3 stride-1 SAME convolution forward by Winograd. w: (3, 3, Cin, Cout). `tile` (2 or 4)
+/// overrides the shape's default output tile; the workspace must be sized for the same tile.
 public func winogradForward<S: Real>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ bias: UnsafePointer<S>?, _ y: UnsafeMutablePointer<S>,
-                                     batch: Int, _ g: ConvGeometry, relu: Bool, workspace: UnsafeMutablePointer<S>) {
-    let (u, zeros) = winogradTail(workspace, g, batch: batch)
-    winogradKernelTransform(w, u, cin: g.cin, cout: g.cout, rotate: false)
-    winogradConvolve(x, u, bias, y, batch: batch, h: g.h, w: g.w, cin: g.cin, cout: g.cout, relu: relu, workspace: workspace, zeros: zeros)
+                                     batch: Int, _ g: ConvGeometry, relu: Bool, workspace: UnsafeMutablePointer<S>, tile: Int? = nil) {
+    let m = resolvedTile(tile, g)
+    let (u, zeros) = winogradTail(workspace, g, batch: batch, tile: m)
+    winogradKernelTransform(w, u, cin: g.cin, cout: g.cout, rotate: false, tile: m)
+    winogradConvolve(x, u, bias, y, batch: batch, h: g.h, w: g.w, cin: g.cin, cout: g.cout, relu: relu, tile: m, transposed: false,
+                     workspace: workspace, zeros: zeros)
 }
 
 /// Input gradient: dx = conv(dy, rot180(w) with channels swapped). dx is overwritten.
 public func winogradBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ w: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
-                                          batch: Int, _ g: ConvGeometry, workspace: UnsafeMutablePointer<S>) {
-    let (u, zeros) = winogradTail(workspace, g, batch: batch)
-    winogradKernelTransform(w, u, cin: g.cin, cout: g.cout, rotate: true)
-    winogradConvolve(dy, u, nil, dx, batch: batch, h: g.h, w: g.w, cin: g.cout, cout: g.cin, relu: false, workspace: workspace, zeros: zeros)
+                                          batch: Int, _ g: ConvGeometry, workspace: UnsafeMutablePointer<S>, tile: Int? = nil) {
+    let m = resolvedTile(tile, g)
+    let (u, zeros) = winogradTail(workspace, g, batch: batch, tile: m)
+    winogradKernelTransform(w, u, cin: g.cin, cout: g.cout, rotate: true, tile: m)
+    winogradConvolve(dy, u, nil, dx, batch: batch, h: g.h, w: g.w, cin: g.cout, cout: g.cin, relu: false, tile: m, transposed: true,
+                     workspace: workspace, zeros: zeros)
 }
 
 /// Kernel and bias gradients over `batch` samples: dw (3, 3, Cin, Cout), db (Cout), overwritten.
 public func winogradBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, _ dw: UnsafeMutablePointer<S>,
                                              _ db: UnsafeMutablePointer<S>?, batch: Int, _ g: ConvGeometry,
-                                             workspace: UnsafeMutablePointer<S>) {
+                                             workspace: UnsafeMutablePointer<S>, tile: Int? = nil) {
     let (cin, cout, h, w) = (g.cin, g.cout, g.h, g.w)
-    let tiles = batch * (h / 2) * (w / 2)
-    let blockTiles = winogradBlockTiles(g, totalTiles: tiles)
-    let v = workspace, z = workspace + 16 * blockTiles * cin
-    let (acc, zeros) = winogradTail(workspace, g, batch: batch)   // acc: Ŵ[p][ci][co]
+    let m = resolvedTile(tile, g), p = winogradPositions(m)
+    let tiles = batch * (h / m) * (w / m)
+    let blockTiles = winogradBlockTiles(g, totalTiles: tiles, tile: m)
+    let v = workspace, z = workspace + p * blockTiles * cin
+    let (acc, zeros) = winogradTail(workspace, g, batch: batch, tile: m)   // acc: Ŵ[p][ci][co]
     var t0 = 0
     while t0 < tiles {
         let n = min(blockTiles, tiles - t0)
-        winogradInputTransform(x, v, t0: t0, count: n, h: h, w: w, c: cin, zeros: zeros)
-        winogradGradientTransform(dy, z, t0: t0, count: n, h: h, w: w, c: cout)
-        for p in 0..<16 {
-            S.gemm(true, false, cin, cout, n, 1, v + p * cin, 16 * cin, z + p * cout, 16 * cout, t0 == 0 ? 0 : 1,
-                   acc + p * cin * cout, cout)
+        winogradInputTransform(x, v, t0: t0, count: n, h: h, w: w, c: cin, zeros: zeros, tile: m)
+        winogradGradientTransform(dy, z, t0: t0, count: n, h: h, w: w, c: cout, tile: m)
+        for q in 0..<p {
+            S.gemm(true, false, cin, cout, n, 1, v + q * cin, p * cin, z + q * cout, p * cout, t0 == 0 ? 0 : 1,
+                   acc + q * cin * cout, cout)
         }
         t0 += n
+    }
+    defer { if let db { columnSums(dy, db, rows: batch * h * w, channels: cout) } }
+    if m == 4 {
+        ComputeThreads.parallelFor(cin) { ci in S.wino4KernelGradient(acc, dw, cin, cout, ci) }
+        return
     }
     // dw = Gᵀ Ŵ G for each (ci, co), Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1].
     let half = S(1) / 2
@@ -246,5 +309,4 @@ public func winogradBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: Unsafe
                 (W(1, 2) + W(2, 2)) * half + W(3, 2), (W(1, 3) + W(2, 3)) * half + W(3, 3))
         }
     }
-    if let db { columnSums(dy, db, rows: batch * h * w, channels: cout) }
 }
