@@ -50,9 +50,10 @@ let package = Package(
     targets: native.map { lib in
         .systemLibrary(name: lib.name, path: "Sources/Shared/Native/\(lib.name)", pkgConfig: lib.pkg)
     } + [
-        // The few kernels kept in C so that they vectorise for sure (Winograd F(4×4, 3×3) transforms).
+        // The few kernels kept in C so that they vectorise for sure (Winograd F(4×4, 3×3) transforms,
+        // memory-bound direct layers) or use AMX tiles (the bf16 matrix product).
         .target(name: "CKernels", path: "Sources/Shared/Native/CKernels",
-                exclude: ["winograd4.inc"], cSettings: cOptimized),
+                exclude: ["winograd4.inc", "direct.inc", "batchnorm.inc"], cSettings: cOptimized),
         .target(
             name: "Shared",
             dependencies: native.map { .target(name: $0.name) } + ["CKernels"],

@@ -16,6 +16,8 @@ final class InfoCommandTests: XCTestCase {
             XCTAssertTrue(facts["BLAS kernel"]?.hasPrefix(best) == true || facts["BLAS kernel"]?.hasPrefix("Cooperlake") == true,
                           "kernel \(facts["BLAS kernel"] ?? "?") but the CPU supports \(best)")
         }
+        // Whether --precision bf16 runs here, as the engine itself decides.
+        XCTAssertEqual(facts["bf16 (AMX tiles)"]?.hasPrefix("available"), MatmulPrecision.bf16Available, facts["bf16 (AMX tiles)"] ?? "missing")
         for key in ["MPI", "BLAS", "FFT", "audio I/O", "resampler", "compression", "images"] {
             XCTAssertNotNil(facts[key], "missing \(key)")
         }

@@ -47,6 +47,9 @@ struct Experiment: ParsableCommand {
     @Option(help: "MPI ranks for training and explaining.")
     var ranks: Int = 1
 
+    @Option(help: "Matrix products of every run: fp32 or bf16 (see ser train --precision).")
+    var precision: String = "fp32"
+
     @Option(name: .customLong("explain-files"), help: "Test files of the main run to explain (0: skip explanations).")
     var explainFiles: Int = 24
 
@@ -59,6 +62,7 @@ struct Experiment: ParsableCommand {
         if splitList.isEmpty || !Set(splitList).isSubset(of: allowedSplits) { throw ValidationError("--splits takes random and/or speaker") }
         for m in modelList where ModelConfig.Architecture(rawValue: m) == nil { throw ValidationError("unknown model \(m) in --models") }
         if epochs < 1 || ranks < 1 { throw ValidationError("--epochs and --ranks must be positive") }
+        if MatmulPrecision(rawValue: precision) == nil { throw ValidationError("--precision must be fp32 or bf16 (got \(precision))") }
         if let w = yamnetWeights, !FileManager.default.fileExists(atPath: w) { throw ValidationError("--yamnet-weights \(w): no such file") }
     }
 
@@ -118,7 +122,7 @@ struct Experiment: ParsableCommand {
             }
             var args = ["train", "--features", store, "--out", runDir, "--model", plan.model, "--split", plan.split,
                         "--epochs", String(epochs), "--learning-rate", String(learningRate), "--seed", String(seed),
-                        "--width", String(width), "--ranks", String(ranks), "--quiet"]
+                        "--width", String(width), "--ranks", String(ranks), "--precision", precision, "--quiet"]
             if !plan.gds { args.append("--all-segments") }
             if plan.pretrained, let w = yamnetWeights { args += ["--yamnet-weights", w] }
             if FileManager.default.fileExists(atPath: runDir + "/config.json") { args += ["--resume", runDir] }
@@ -128,7 +132,7 @@ struct Experiment: ParsableCommand {
         if explainFiles > 0, FileManager.default.fileExists(atPath: main + "/weights.safetensors") {
             _ = try stage("Explaining \(explainFiles) test files of \(plans[0].name)",
                           ["explain", "--run", main, "--split", "test", "--limit", String(explainFiles), "--methods", "gradcam,lime,occlusion",
-                           "--lime-samples", String(limeSamples), "--ranks", String(ranks), "--quiet"])
+                           "--lime-samples", String(limeSamples), "--ranks", String(ranks), "--precision", precision, "--quiet"])
         }
         let finished = plans.map { dir + "/runs/" + $0.name }.filter { FileManager.default.fileExists(atPath: $0 + "/evaluation.json") }
         if !finished.isEmpty {

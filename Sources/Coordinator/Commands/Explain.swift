@@ -122,6 +122,9 @@ struct Explain: ParsableCommand {
     @Option(help: "Compute threads per rank (default: the rank's share of the cores).")
     var threads: Int?
 
+    @Option(help: "Matrix products in fp32 (OpenBLAS) or bf16 (AMX tiles, float32 accumulation).")
+    var precision: String = "fp32"
+
     @Flag(help: "Print only warnings and the summary.")
     var quiet = false
 
@@ -179,6 +182,7 @@ struct Explain: ParsableCommand {
     func validate() throws {
         if let r = ranks, r < 1 { throw ValidationError("--ranks must be at least 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if MatmulPrecision(rawValue: precision) == nil { throw ValidationError("--precision must be fp32 or bf16 (got \(precision))") }
         if summary {
             guard out != nil || runPath != nil else { throw ValidationError("--summary needs --out OUT (or --run RUN for RUN/explanations)") }
             return
@@ -283,7 +287,7 @@ struct Explain: ParsableCommand {
     func run() throws {
         let console = Console(quiet: quiet)
         try LocalLauncher.relaunchIfNeeded(ranks: ranks, console: console)
-        let world = Runtime.start(threads: threads)
+        let world = try Runtime.start(threads: threads, precision: MatmulPrecision(rawValue: precision)!)
         if summary {
             if world.isRoot { try printSummary(console: console) }
             world.finalize()

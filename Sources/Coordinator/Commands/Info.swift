@@ -33,6 +33,7 @@ struct Info: ParsableCommand {
         let hosts = world.hostNames()
         let threadCounts = world.allgather([Int64(ComputeThreads.current)])
         let kernels = world.allgatherStrings(BLASKernel.current)
+        let bf16 = world.allgatherStrings(MatmulPrecision.bf16Available ? "yes" : "no")
         if world.isRoot {
             var facts: [(String, String)] = [
                 ("MPI world", world.isMPI ? "\(world.size) ranks (MPI)" : "1 process (local mode, no mpirun)"),
@@ -41,6 +42,9 @@ struct Info: ParsableCommand {
                 ("threads per rank", threadCounts.map { String($0[0]) }.joined(separator: ",")),
                 ("CPU", "\(CPUInfo.modelName), \(CPUInfo.onlineCores) cores online, \(CPUInfo.usableCores) usable by rank 0"),
                 ("BLAS kernel", Set(kernels).sorted().joined(separator: ",") + " — " + BLASKernel.decision),
+                ("bf16 (AMX tiles)", Set(bf16) == ["yes"] ? "available on every rank: --precision bf16 runs"
+                    : Set(bf16) == ["no"] ? "not available (no AMX-BF16 or no kernel support): --precision fp32 only"
+                    : "on some ranks only: --precision bf16 would be refused"),
             ]
             facts += NativeLibraries.all
             if json {

@@ -110,6 +110,9 @@ struct Train: ParsableCommand {
     @Option(help: "Compute threads per rank (default: the rank's share of the cores).")
     var threads: Int?
 
+    @Option(help: "Matrix products in fp32 (OpenBLAS) or bf16 (AMX tiles, float32 accumulation; Intel Sapphire Rapids or later).")
+    var precision: String?
+
     @Flag(help: "Print only warnings and the final summary.")
     var quiet = false
 
@@ -139,6 +142,7 @@ struct Train: ParsableCommand {
         if warmupSteps < 0 { throw ValidationError("--warmup-steps must be 0 or more") }
         if !(bnMomentum >= 0 && bnMomentum < 1) { throw ValidationError("--bn-momentum must be in [0, 1)") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if let precision, MatmulPrecision(rawValue: precision) == nil { throw ValidationError("--precision must be fp32 or bf16 (got \(precision))") }
         for (flag, path) in [("--yamnet-weights", yamnetWeights), ("--vggish-weights", vggishWeights), ("--features", features)] {
             if let path, !FileManager.default.fileExists(atPath: path) { throw ValidationError("\(flag) \(path): no such file or directory") }
         }
@@ -157,6 +161,7 @@ struct Train: ParsableCommand {
             o.maxSteps = maxSteps
             if let watchdog { o.watchdogSeconds = watchdog }
             if let checksumEvery { o.checksumEvery = checksumEvery }
+            if let precision { o.precision = MatmulPrecision(rawValue: precision) }
             return o
         }
         guard let features else {
@@ -180,6 +185,7 @@ struct Train: ParsableCommand {
         o.maxSteps = maxSteps
         if let watchdog { o.watchdogSeconds = watchdog }
         if let checksumEvery { o.checksumEvery = checksumEvery }
+        o.precision = precision.flatMap(MatmulPrecision.init(rawValue:))
         o.injectDivergence = injectDivergence.map { $0.split(separator: "@").compactMap { Int($0) } }
         return o
     }
@@ -192,6 +198,7 @@ struct Train: ParsableCommand {
         let rankConsole = world.isRoot ? console : Console(quiet: true)
         do {
             let options = try resolveOptions()
+            try MatmulPrecision.select(options.precision ?? .fp32)
             let trainer = try Trainer(options: options, world: world, console: rankConsole)
             if resume != nil {
                 if try !trainer.resume(), world.isRoot { console.info("no checkpoint in \(options.out) yet: starting from the beginning") }
@@ -199,7 +206,7 @@ struct Train: ParsableCommand {
                 throw TrainingError("\(options.out) already holds checkpoints; continue it with `ser train --resume \(options.out)` or choose another --out")
             }
             if world.isRoot {
-                console.info("training \(trainer.net.config.architecture.rawValue) (\(trainer.net.layout.trainableCount) parameters) on \(options.features): \(world.size) rank(s) × \(ComputeThreads.current) thread(s), \(options.mode.rawValue) mode, BLAS \(BLASKernel.current)")
+                console.info("training \(trainer.net.config.architecture.rawValue) (\(trainer.net.layout.trainableCount) parameters) on \(options.features): \(world.size) rank(s) × \(ComputeThreads.current) thread(s), \(options.mode.rawValue) mode, \(MatmulPrecision.current.rawValue) matrix products, BLAS \(BLASKernel.current)")
             }
             try trainer.train()
             if world.isRoot {

@@ -9,4 +9,17 @@ public enum Runtime {
         ComputeThreads.configure(threads ?? ComputeThreads.defaultCount(localRanks: world.localSize))
         return world
     }
+
+    /// `start`, then the precision of the matrix products (before any compute thread runs).
+    /// A CPU without bf16 tiles is refused with a message, on every rank alike.
+    public static func start(threads: Int?, precision: MatmulPrecision) throws -> Communicator {
+        let world = start(threads: threads)
+        do {
+            try MatmulPrecision.select(precision)
+        } catch {
+            world.finalize()
+            throw error
+        }
+        return world
+    }
 }

@@ -24,6 +24,9 @@ public struct TrainOptions: Codable, Hashable, Sendable {
     /// Train on every segment instead of only those Gaussian data selection kept.
     public var allSegments = false
     public var mode: Mode = .deterministic
+    /// Arithmetic of the matrix products (nil: fp32). Not part of the trajectory hash: a run
+    /// may be resumed in either precision, though only the same one repeats it bit for bit.
+    public var precision: MatmulPrecision?
     /// Checkpoint every this many steps (and at every epoch end).
     public var checkpointEvery = 100
     public var keepCheckpoints = 3

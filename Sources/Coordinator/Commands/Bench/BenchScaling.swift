@@ -22,11 +22,14 @@ struct BenchScaling: ParsableCommand {
     @Option(help: "fast (ser train's default) or deterministic.")
     var mode: String = "fast"
 
+    @Option(help: "Matrix products in fp32 or bf16 (see ser bench train).")
+    var precision: String = "fp32"
+
     func run() throws {
         let cores = CPUInfo.usableCores
         let n = ranks ?? cores
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        let base = ["bench", "train", "--json", "--steps", String(steps), "--width", String(width), "--mode", mode]
+        let base = ["bench", "train", "--json", "--steps", String(steps), "--width", String(width), "--mode", mode, "--precision", precision]
         func runJob(_ ranks: Int, threads: Int) throws -> NetworkBenchmark.Result {
             let p = Process()
             let out = Pipe()
@@ -53,7 +56,7 @@ struct BenchScaling: ParsableCommand {
             }
             return r
         }
-        print("bench scaling: fusion-v1 width \(width), batch 128, \(mode) mode, \(steps) timed steps each; machine \(CPUInfo.modelName), \(cores) cores")
+        print("bench scaling: fusion-v1 width \(width), batch 128, \(mode) mode, \(precision), \(steps) timed steps each; machine \(CPUInfo.modelName), \(cores) cores")
         let single = try runJob(1, threads: 1)
         let threaded = try runJob(1, threads: n)
         let parallel = try runJob(n, threads: 1)

@@ -26,10 +26,16 @@ struct NetworkBenchOptions: ParsableArguments {
     @Flag(help: "Print the result as one JSON object (for ser bench scaling and scripts).")
     var json = false
 
+    @Option(help: "Matrix products in fp32 (OpenBLAS) or bf16 (AMX tiles, float32 accumulation).")
+    var precision: String = "fp32"
+
     func validate() throws {
         if batch < 1 || steps < 1 || warmup < 0 { throw ValidationError("--batch and --steps must be positive, --warmup not negative") }
+        if MatmulPrecision(rawValue: precision) == nil { throw ValidationError("--precision must be fp32 or bf16 (got \(precision))") }
         if ModelConfig.Architecture(rawValue: model) == nil { throw ValidationError("unknown --model \(model)") }
     }
+
+    func start() throws -> Communicator { try Runtime.start(threads: threads, precision: MatmulPrecision(rawValue: precision)!) }
 
     var config: ModelConfig { ModelConfig(architecture: ModelConfig.Architecture(rawValue: model)!, classes: 4, width: width) }
 
@@ -41,10 +47,10 @@ struct NetworkBenchOptions: ParsableArguments {
             return
         }
         Swift.print("""
-        \(what): \(model) width \(width), batch \(r.batch), \(r.ranks) rank(s) × \(r.threadsPerRank) thread(s), \(r.mode), BLAS \(r.kernel)
+        \(what): \(model) width \(width), batch \(r.batch), \(r.ranks) rank(s) × \(r.threadsPerRank) thread(s), \(r.mode), \(precision) matrix products, BLAS \(r.kernel)
         machine: \(CPUInfo.modelName), \(CPUInfo.onlineCores) cores
         \(String(format: "%.1f segments/s  (%.3f s per step of %d; %.1f GFLOP per step)", r.segmentsPerSecond, r.secondsPerStep, r.batch, r.gflopPerStep))
-        \(String(format: "%.0f GFLOP/s achieved = %.0f %% of the measured sgemm peak (%.0f GFLOP/s on the same threads)", r.gflopPerSecond, 100 * r.gflopPerSecond / r.sgemmPeakGflops, r.sgemmPeakGflops))
+        \(String(format: "%.0f GFLOP/s achieved = %.0f %% of the measured \(precision == "bf16" ? "bf16 GEMM" : "sgemm") peak (%.0f GFLOP/s on the same threads)", r.gflopPerSecond, 100 * r.gflopPerSecond / r.sgemmPeakGflops, r.sgemmPeakGflops))
         \(String(format: "peak resident memory %.0f MB per rank", r.peakResidentMB))\(r.ranks > 1 && r.mode != "inference" ? String(format: "; waiting on gradient communication %.1f %% of a step", 100 * r.communicationWaitFraction) : "")
         """)
         if let b = r.breakdown { Swift.print("time per section (all timed steps):\n" + b) }
@@ -74,7 +80,7 @@ struct BenchTrain: ParsableCommand {
     }
 
     func run() throws {
-        let world = Runtime.start(threads: common.threads)
+        let world = try common.start()
         let r = NetworkBenchmark.train(world: world, config: common.config, batch: common.batch, steps: common.steps, warmup: common.warmup,
                                        deterministic: mode == "deterministic", chunks: chunks, breakdown: breakdown)
         if world.isRoot { common.print(r, what: "bench train") }
@@ -92,7 +98,7 @@ struct BenchInfer: ParsableCommand {
     @OptionGroup var common: NetworkBenchOptions
 
     func run() throws {
-        let world = Runtime.start(threads: common.threads)
+        let world = try common.start()
         let r = NetworkBenchmark.infer(world: world, config: common.config, batch: common.batch, steps: common.steps, warmup: common.warmup)
         if world.isRoot { common.print(r, what: "bench infer") }
         world.finalize()

@@ -26,6 +26,23 @@ public protocol Real: BinaryFloatingPoint, MPIScalar, Sendable where Self.RawSig
                               _ out: UnsafeMutablePointer<Self>)
     static func wino4Kernel(_ g: UnsafePointer<Self>, _ u: UnsafeMutablePointer<Self>, _ cin: Int, _ cout: Int, _ ci: Int, _ rotate: Bool)
     static func wino4KernelGradient(_ acc: UnsafePointer<Self>, _ dg: UnsafeMutablePointer<Self>, _ cin: Int, _ cout: Int, _ ci: Int)
+    // The direct kernels of CKernels (direct.inc), one sample per call.
+    static func conv3x3C1Forward(_ x: UnsafePointer<Self>, _ k: UnsafePointer<Self>, _ bias: UnsafePointer<Self>?, _ y: UnsafeMutablePointer<Self>,
+                                 _ h: Int, _ w: Int, _ cout: Int, _ relu: Bool)
+    static func conv3x3C1BackwardWeights(_ x: UnsafePointer<Self>, _ dy: UnsafePointer<Self>, _ dk: UnsafeMutablePointer<Self>, _ h: Int, _ w: Int, _ cout: Int)
+    static func maxPool2(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, _ h: Int, _ w: Int, _ c: Int)
+    static func maxPool2ReluBack(_ dy: UnsafePointer<Self>, _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>,
+                                 _ h: Int, _ w: Int, _ c: Int, _ relu: Bool)
+    // The batch-normalisation passes of CKernels (batchnorm.inc).
+    static func bnSums(_ x: UnsafePointer<Self>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>)
+    static func bnCenteredSquares(_ x: UnsafePointer<Self>, _ mean: UnsafePointer<Double>, _ positions: Int, _ channels: Int,
+                                  _ out: UnsafeMutablePointer<Double>)
+    static func bnApply(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, _ mean: UnsafePointer<Self>, _ istd: UnsafePointer<Self>,
+                        _ gamma: UnsafePointer<Self>?, _ beta: UnsafePointer<Self>, _ rows: Int, _ channels: Int, _ relu: Bool)
+    static func bnBackwardSums(_ dy: UnsafeMutablePointer<Self>, _ y: UnsafePointer<Self>?, _ x: UnsafePointer<Self>, _ mean: UnsafePointer<Self>,
+                               _ istd: UnsafePointer<Self>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>)
+    static func bnBackwardData(_ dy: UnsafePointer<Self>, _ x: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>, _ a: UnsafePointer<Self>,
+                               _ b: UnsafePointer<Self>, _ k: UnsafePointer<Self>, _ rows: Int, _ channels: Int)
 }
 
 extension Float: Real {
@@ -35,6 +52,10 @@ extension Float: Real {
                             _ b: UnsafePointer<Float>, _ ldb: Int,
                             _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
         guard m > 0, n > 0 else { return }
+        if MatmulPrecision.useBF16(m: m, n: n, k: k) {
+            ser_sgemm_bf16(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
@@ -61,6 +82,43 @@ extension Float: Real {
     @inline(__always) public static func wino4KernelGradient(_ acc: UnsafePointer<Float>, _ dg: UnsafeMutablePointer<Float>, _ cin: Int,
                                                              _ cout: Int, _ ci: Int) {
         ser_wino4_kernel_gradient_f32(acc, dg, cin, cout, ci)
+    }
+    @inline(__always) public static func conv3x3C1Forward(_ x: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                                                          _ y: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ cout: Int, _ relu: Bool) {
+        ser_conv3x3_c1_forward_f32(x, k, bias, y, h, w, cout, relu ? 1 : 0)
+    }
+    @inline(__always) public static func conv3x3C1BackwardWeights(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dk: UnsafeMutablePointer<Float>,
+                                                                  _ h: Int, _ w: Int, _ cout: Int) {
+        ser_conv3x3_c1_backward_weights_f32(x, dy, dk, h, w, cout)
+    }
+    @inline(__always) public static func maxPool2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ c: Int) {
+        ser_maxpool2_forward_f32(x, y, h, w, c)
+    }
+    @inline(__always) public static func maxPool2ReluBack(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                                          _ dx: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ c: Int, _ relu: Bool) {
+        ser_maxpool2_relu_backward_f32(dy, x, y, dx, h, w, c, relu ? 1 : 0)
+    }
+    @inline(__always) public static func bnSums(_ x: UnsafePointer<Float>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>) {
+        ser_bn_sums_f32(x, positions, channels, out)
+    }
+    @inline(__always) public static func bnCenteredSquares(_ x: UnsafePointer<Float>, _ mean: UnsafePointer<Double>, _ positions: Int, _ channels: Int,
+                                                           _ out: UnsafeMutablePointer<Double>) {
+        ser_bn_centered_squares_f32(x, mean, positions, channels, out)
+    }
+    @inline(__always) public static func bnApply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ mean: UnsafePointer<Float>,
+                                                 _ istd: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>,
+                                                 _ rows: Int, _ channels: Int, _ relu: Bool) {
+        ser_bn_apply_f32(x, y, mean, istd, gamma, beta, rows, channels, relu ? 1 : 0)
+    }
+    @inline(__always) public static func bnBackwardSums(_ dy: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>?, _ x: UnsafePointer<Float>,
+                                                        _ mean: UnsafePointer<Float>, _ istd: UnsafePointer<Float>, _ positions: Int, _ channels: Int,
+                                                        _ out: UnsafeMutablePointer<Double>) {
+        ser_bn_backward_sums_f32(dy, y, x, mean, istd, positions, channels, out)
+    }
+    @inline(__always) public static func bnBackwardData(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                                        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: UnsafePointer<Float>,
+                                                        _ rows: Int, _ channels: Int) {
+        ser_bn_backward_data_f32(dy, x, dx, a, b, k, rows, channels)
     }
 }
 
@@ -97,6 +155,43 @@ extension Double: Real {
     @inline(__always) public static func wino4KernelGradient(_ acc: UnsafePointer<Double>, _ dg: UnsafeMutablePointer<Double>, _ cin: Int,
                                                              _ cout: Int, _ ci: Int) {
         ser_wino4_kernel_gradient_f64(acc, dg, cin, cout, ci)
+    }
+    @inline(__always) public static func conv3x3C1Forward(_ x: UnsafePointer<Double>, _ k: UnsafePointer<Double>, _ bias: UnsafePointer<Double>?,
+                                                          _ y: UnsafeMutablePointer<Double>, _ h: Int, _ w: Int, _ cout: Int, _ relu: Bool) {
+        ser_conv3x3_c1_forward_f64(x, k, bias, y, h, w, cout, relu ? 1 : 0)
+    }
+    @inline(__always) public static func conv3x3C1BackwardWeights(_ x: UnsafePointer<Double>, _ dy: UnsafePointer<Double>, _ dk: UnsafeMutablePointer<Double>,
+                                                                  _ h: Int, _ w: Int, _ cout: Int) {
+        ser_conv3x3_c1_backward_weights_f64(x, dy, dk, h, w, cout)
+    }
+    @inline(__always) public static func maxPool2(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ h: Int, _ w: Int, _ c: Int) {
+        ser_maxpool2_forward_f64(x, y, h, w, c)
+    }
+    @inline(__always) public static func maxPool2ReluBack(_ dy: UnsafePointer<Double>, _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>,
+                                                          _ dx: UnsafeMutablePointer<Double>, _ h: Int, _ w: Int, _ c: Int, _ relu: Bool) {
+        ser_maxpool2_relu_backward_f64(dy, x, y, dx, h, w, c, relu ? 1 : 0)
+    }
+    @inline(__always) public static func bnSums(_ x: UnsafePointer<Double>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>) {
+        ser_bn_sums_f64(x, positions, channels, out)
+    }
+    @inline(__always) public static func bnCenteredSquares(_ x: UnsafePointer<Double>, _ mean: UnsafePointer<Double>, _ positions: Int, _ channels: Int,
+                                                           _ out: UnsafeMutablePointer<Double>) {
+        ser_bn_centered_squares_f64(x, mean, positions, channels, out)
+    }
+    @inline(__always) public static func bnApply(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ mean: UnsafePointer<Double>,
+                                                 _ istd: UnsafePointer<Double>, _ gamma: UnsafePointer<Double>?, _ beta: UnsafePointer<Double>,
+                                                 _ rows: Int, _ channels: Int, _ relu: Bool) {
+        ser_bn_apply_f64(x, y, mean, istd, gamma, beta, rows, channels, relu ? 1 : 0)
+    }
+    @inline(__always) public static func bnBackwardSums(_ dy: UnsafeMutablePointer<Double>, _ y: UnsafePointer<Double>?, _ x: UnsafePointer<Double>,
+                                                        _ mean: UnsafePointer<Double>, _ istd: UnsafePointer<Double>, _ positions: Int, _ channels: Int,
+                                                        _ out: UnsafeMutablePointer<Double>) {
+        ser_bn_backward_sums_f64(dy, y, x, mean, istd, positions, channels, out)
+    }
+    @inline(__always) public static func bnBackwardData(_ dy: UnsafePointer<Double>, _ x: UnsafePointer<Double>, _ dx: UnsafeMutablePointer<Double>,
+                                                        _ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ k: UnsafePointer<Double>,
+                                                        _ rows: Int, _ channels: Int) {
+        ser_bn_backward_data_f64(dy, x, dx, a, b, k, rows, channels)
     }
 }
 

@@ -6,19 +6,15 @@ import Foundation
 // computes per-sample partial sums (in Double), the sums are combined by a `StatisticsSync` in an
 // order that does not depend on how samples are spread over ranks, and every rank then normalises
 // with identical numbers. This is what makes N ranks reproduce one rank bit for bit, and it is also
-// what the paper's single-machine batch of 128 computed.
+// what the paper's single-machine batch of 128 computed. The loops themselves are C
+// (batchnorm.inc), where they vectorise (the Swift ones, with their float→double sums, did not
+// reliably, and were an eighth of a bf16 training step).
 
 /// out[b, c] = Σ_p x[b, p, c] for each sample b (Double accumulation).
 public func bnSampleSums<S: Real>(_ x: UnsafePointer<S>, batch: Int, positions: Int, channels: Int,
                            _ out: UnsafeMutablePointer<Double>) {
     ComputeThreads.parallelFor(batch) { b in
-        let o = out + b * channels
-        o.update(repeating: 0, count: channels)
-        let xs = x + b * positions * channels
-        for p in 0..<positions {
-            let row = xs + p * channels
-            for c in 0..<channels { o[c] += Double(row[c]) }
-        }
+        S.bnSums(x + b * positions * channels, positions, channels, out + b * channels)
     }
 }
 
@@ -26,13 +22,7 @@ public func bnSampleSums<S: Real>(_ x: UnsafePointer<S>, batch: Int, positions: 
 public func bnSampleCenteredSquares<S: Real>(_ x: UnsafePointer<S>, _ mean: UnsafePointer<Double>, batch: Int,
                                       positions: Int, channels: Int, _ out: UnsafeMutablePointer<Double>) {
     ComputeThreads.parallelFor(batch) { b in
-        let o = out + b * channels
-        o.update(repeating: 0, count: channels)
-        let xs = x + b * positions * channels
-        for p in 0..<positions {
-            let row = xs + p * channels
-            for c in 0..<channels { let d = Double(row[c]) - mean[c]; o[c] += d * d }
-        }
+        S.bnCenteredSquares(x + b * positions * channels, mean, positions, channels, out + b * channels)
     }
 }
 
@@ -42,14 +32,7 @@ public func bnApply<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>
     let parts = min(64, max(1, rows / 16))
     ComputeThreads.parallelFor(parts) { part in
         let lo = part * rows / parts, hi = (part + 1) * rows / parts
-        for r in lo..<hi {
-            let xr = x + r * channels, yr = y + r * channels
-            if let gamma {
-                for c in 0..<channels { let v = (xr[c] - mean[c]) * invStd[c] * gamma[c] + beta[c]; yr[c] = relu && v <= 0 ? 0 : v }
-            } else {
-                for c in 0..<channels { let v = (xr[c] - mean[c]) * invStd[c] + beta[c]; yr[c] = relu && v <= 0 ? 0 : v }
-            }
-        }
+        S.bnApply(x + lo * channels, y + lo * channels, mean, invStd, gamma, beta, hi - lo, channels, relu)
     }
 }
 
@@ -57,18 +40,19 @@ public func bnApply<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>
 /// where dŷ is the gradient at the normalised value (ReLU already applied to dy by the caller).
 public func bnBackwardSampleSums<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, mean: UnsafePointer<S>, invStd: UnsafePointer<S>,
                                    batch: Int, positions: Int, channels: Int, _ out: UnsafeMutablePointer<Double>) {
+    // Without an output to mask by, the C pass only reads dy.
+    bnReluBackwardSampleSums(UnsafeMutablePointer(mutating: dy), output: nil, x, mean: mean, invStd: invStd, batch: batch,
+                             positions: positions, channels: channels, out)
+}
+
+/// `bnBackwardSampleSums` with the ReLU after the normalisation folded in: where `output` (the
+/// ReLU's output) is not positive, dy is zeroed in place first, in the same pass over memory.
+public func bnReluBackwardSampleSums<S: Real>(_ dy: UnsafeMutablePointer<S>, output: UnsafePointer<S>?, _ x: UnsafePointer<S>,
+                                       mean: UnsafePointer<S>, invStd: UnsafePointer<S>, batch: Int, positions: Int, channels: Int,
+                                       _ out: UnsafeMutablePointer<Double>) {
+    let size = positions * channels
     ComputeThreads.parallelFor(batch) { b in
-        let o = out + b * 2 * channels
-        o.update(repeating: 0, count: 2 * channels)
-        let base = b * positions * channels
-        for p in 0..<positions {
-            let dr = dy + base + p * channels, xr = x + base + p * channels
-            for c in 0..<channels {
-                let d = Double(dr[c])
-                o[c] += d
-                o[channels + c] += d * Double((xr[c] - mean[c]) * invStd[c])
-            }
-        }
+        S.bnBackwardSums(dy + b * size, output.map { $0 + b * size }, x + b * size, mean, invStd, positions, channels, out + b * 2 * channels)
     }
 }
 
@@ -92,10 +76,7 @@ public func bnBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S
         let a = a.baseAddress!, b = b.baseAddress!, k = k.baseAddress!
         ComputeThreads.parallelFor(parts) { part in
             let lo = part * rows / parts, hi = (part + 1) * rows / parts
-            for r in lo..<hi {
-                let dr = dy + r * channels, xr = x + r * channels, o = dx + r * channels
-                for c in 0..<channels { o[c] = a[c] * dr[c] + (b[c] * xr[c] + k[c]) }
-            }
+            S.bnBackwardData(dy + lo * channels, x + lo * channels, dx + lo * channels, a, b, k, hi - lo, channels)
         }
     } } }
 }

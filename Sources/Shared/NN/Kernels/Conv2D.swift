@@ -24,6 +24,9 @@ public struct ConvGeometry: Hashable, Sendable {
     public var outSize: Int { ho * wo * cout }
     /// A 1×1 stride-1 convolution is a plain GEMM on the activations: no im2col.
     public var isPointwise: Bool { kh == 1 && kw == 1 && stride == 1 }
+    /// VGGish's first layer: 3×3, stride 1, one input channel. im2col + GEMM would have K = 9,
+    /// where the GEMM runs at a few percent of its peak; a direct loop is memory-bound instead.
+    public var isSingleChannel3x3: Bool { kh == 3 && kw == 3 && stride == 1 && cin == 1 }
     public var flopsPerSample: Int { 2 * outPositions * k * cout }
 }
 
@@ -89,6 +92,12 @@ public func convSubBatch(_ g: ConvGeometry, _ batch: Int, _ elementSize: Int) ->
 public func convForward<S: Real>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ bias: UnsafePointer<S>?,
                           _ y: UnsafeMutablePointer<S>, batch: Int, _ g: ConvGeometry, relu: Bool,
                           workspace: UnsafeMutablePointer<S>) {
+    if g.isSingleChannel3x3 {
+        ComputeThreads.parallelFor(batch) { s in
+            S.conv3x3C1Forward(x + s * g.inSize, w, bias, y + s * g.outSize, g.h, g.w, g.cout, relu)
+        }
+        return
+    }
     if g.isPointwise {
         S.gemm(false, false, batch * g.outPositions, g.cout, g.cin, 1, x, g.cin, w, g.cout, 0, y, g.cout)
     } else {
@@ -138,7 +147,11 @@ public func convBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ w: UnsafePointer
 public func convBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, _ dw: UnsafeMutablePointer<S>,
                                   _ db: UnsafeMutablePointer<S>?, batch: Int, _ g: ConvGeometry,
                                   workspace: UnsafeMutablePointer<S>) {
-    if g.isPointwise {
+    if g.isSingleChannel3x3 {
+        // Samples in order into one accumulator: the same sum whatever the thread count.
+        dw.update(repeating: 0, count: g.k * g.cout)
+        for s in 0..<batch { S.conv3x3C1BackwardWeights(x + s * g.inSize, dy + s * g.outSize, dw, g.h, g.w, g.cout) }
+    } else if g.isPointwise {
         S.gemm(true, false, g.cin, g.cout, batch * g.outPositions, 1, x, g.cin, dy, g.cout, 0, dw, g.cout)
     } else {
         let sub = convSubBatch(g, batch, MemoryLayout<S>.stride)

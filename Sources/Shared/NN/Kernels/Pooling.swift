@@ -1,17 +1,10 @@
 import Foundation
 
 /// Max-pool 2×2, stride 2, no padding (sizes are even). x: (B, H, W, C) → y: (B, H/2, W/2, C).
+/// The loops are C (`direct.inc`): Swift's compare-and-select chains did not vectorise.
 public func maxPool2Forward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int) {
-    let ho = h / 2, wo = w / 2
     ComputeThreads.parallelFor(batch) { n in
-        let xs = x + n * h * w * c, ys = y + n * ho * wo * c
-        for i in 0..<ho {
-            for j in 0..<wo {
-                let a = xs + ((2 * i) * w + 2 * j) * c, b = a + c, d = a + w * c, e = d + c
-                let o = ys + (i * wo + j) * c
-                for k in 0..<c { o[k] = max(max(a[k], b[k]), max(d[k], e[k])) }
-            }
-        }
+        S.maxPool2(x + n * h * w * c, y + n * (h / 2) * (w / 2) * c, h, w, c)
     }
 }
 
@@ -21,26 +14,9 @@ public func maxPool2Forward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePo
 /// non-positive maximum means the ReLU output was 0 and passes no gradient. dx is overwritten.
 public func maxPool2ReluBackward<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ y: UnsafePointer<S>,
                                           _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int, relu: Bool) {
-    let ho = h / 2, wo = w / 2
+    let pooled = (h / 2) * (w / 2) * c
     ComputeThreads.parallelFor(batch) { n in
-        let xs = x + n * h * w * c, ys = y + n * ho * wo * c, dys = dy + n * ho * wo * c, dxs = dx + n * h * w * c
-        for i in 0..<ho {
-            for j in 0..<wo {
-                let a = xs + ((2 * i) * w + 2 * j) * c, b = a + c, d = a + w * c
-                let da = dxs + ((2 * i) * w + 2 * j) * c, db = da + c, dd = da + w * c, de = dd + c
-                let o = (i * wo + j) * c
-                for k in 0..<c {
-                    let m = ys[o + k]
-                    let g: S = relu && !(m > 0) ? 0 : dys[o + k]
-                    // First match in window order gets the gradient.
-                    let ia = a[k] == m, ib = !ia && b[k] == m, id = !ia && !ib && d[k] == m
-                    da[k] = ia ? g : 0
-                    db[k] = ib ? g : 0
-                    dd[k] = id ? g : 0
-                    de[k] = !ia && !ib && !id ? g : 0
-                }
-            }
-        }
+        S.maxPool2ReluBack(dy + n * pooled, x + n * h * w * c, y + n * pooled, dx + n * h * w * c, h, w, c, relu)
     }
 }
 

@@ -201,8 +201,8 @@ extension YAMNetTrunk {
             ctx.timed("y bwd bn") {
                 ctx.perChunk { r, _ in
                     let o = r.lowerBound * size
-                    reluBackward(d + o, y + o, count: r.count * size)
-                    bnBackwardSampleSums(d + o, h + o, mean: mean, invStd: istd, batch: r.count, positions: positions, channels: c, rows + r.lowerBound * 2 * c)
+                    bnReluBackwardSampleSums(d + o, output: y + o, h + o, mean: mean, invStd: istd, batch: r.count, positions: positions,
+                                             channels: c, rows + r.lowerBound * 2 * c)
                 }
                 if bn == .batch {
                     let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c)

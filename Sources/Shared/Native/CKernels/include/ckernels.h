@@ -1,5 +1,6 @@
 // Kernels written in C because they must vectorise whatever the Swift optimiser decides:
-// the transforms of Winograd F(4×4, 3×3) (Lavin & Gray 2016), for float and double.
+// the transforms of Winograd F(4×4, 3×3) (Lavin & Gray 2016) and the direct memory-bound layers,
+// for float and double; and the bf16 matrix product on AMX tiles.
 //
 // Maps are NHWC. A tile (ti, tj) of one sample covers output rows 4·ti … 4·ti+3 and columns
 // 4·tj … 4·tj+3 and reads the 6×6 input patch starting one row and one column earlier (SAME
@@ -26,5 +27,44 @@
 SER_WINO4_DECLARE(float, f32)
 SER_WINO4_DECLARE(double, f64)
 #undef SER_WINO4_DECLARE
+
+#define SER_DIRECT_DECLARE(T, S)                                                                    \
+    /* y = conv3×3(x) + bias (ReLU if relu), one sample, x (h, w, 1), k (3, 3, 1, cout), SAME. */   \
+    void ser_conv3x3_c1_forward_##S(const T *x, const T *k, const T *bias, T *y, long h, long w,    \
+                                    long cout, int relu);                                           \
+    /* dk += Σ window(x) ⊗ dy over one sample's positions. */                                      \
+    void ser_conv3x3_c1_backward_weights_##S(const T *x, const T *dy, T *dk, long h, long w, long cout); \
+    /* 2×2 / 2 max pool of one sample (h, w, c) → (h/2, w/2, c). */                                \
+    void ser_maxpool2_forward_##S(const T *x, T *y, long h, long w, long c);                        \
+    /* Its backward fused with the ReLU before it; dx (h, w, c) is overwritten. */                  \
+    void ser_maxpool2_relu_backward_##S(const T *dy, const T *x, const T *y, T *dx, long h, long w, \
+                                        long c, int relu);
+
+SER_DIRECT_DECLARE(float, f32)
+SER_DIRECT_DECLARE(double, f64)
+#undef SER_DIRECT_DECLARE
+
+#define SER_BN_DECLARE(T, S)                                                                        \
+    void ser_bn_sums_##S(const T *x, long positions, long channels, double *out);                   \
+    void ser_bn_centered_squares_##S(const T *x, const double *mean, long positions, long channels, \
+                                     double *out);                                                  \
+    void ser_bn_apply_##S(const T *x, T *y, const T *mean, const T *istd, const T *gamma,          \
+                          const T *beta, long rows, long channels, int relu);                       \
+    void ser_bn_backward_sums_##S(T *dy, const T *y, const T *x, const T *mean, const T *istd,     \
+                                  long positions, long channels, double *out);                      \
+    void ser_bn_backward_data_##S(const T *dy, const T *x, T *dx, const T *a, const T *b,          \
+                                  const T *k, long rows, long channels);
+
+SER_BN_DECLARE(float, f32)
+SER_BN_DECLARE(double, f64)
+#undef SER_BN_DECLARE
+
+// The bf16 path's matrix product (gemm_bf16.c): 1 when this CPU and OS run AMX-BF16 tiles (and
+// the process has been granted their state), 0 otherwise. Call once before any thread uses them.
+int ser_bf16_amx_available(void);
+/* C = alpha·op(A)·op(B) + beta·C, row-major, op(A) m×k, op(B) k×n; A and B rounded to bf16,
+   float32 accumulation. Single-threaded; only after ser_bf16_amx_available() returned 1. */
+void ser_sgemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const float *A, long lda,
+                    const float *B, long ldb, float beta, float *C, long ldc);
 
 #endif
