@@ -54,10 +54,14 @@ struct BenchExplain: ParsableCommand {
     @Option(help: "Compute threads per rank (default: the rank's share of the cores).")
     var threads: Int?
 
+    @Option(help: "Matrix products in fp32 (OpenBLAS) or bf16 (AMX tiles, float32 accumulation).")
+    var precision: String = "fp32"
+
     @Flag(help: "Print the results as JSON.")
     var json = false
 
     func validate() throws {
+        if MatmulPrecision(rawValue: precision) == nil { throw ValidationError("--precision must be fp32 or bf16 (got \(precision))") }
         if !(width > 0 && width <= 4) { throw ValidationError("--width must be in (0, 4]") }
         if files < 1 { throw ValidationError("--files must be at least 1") }
         if !(duration >= 1) { throw ValidationError("--duration must be at least 1 s") }
@@ -72,7 +76,7 @@ struct BenchExplain: ParsableCommand {
     static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     func run() throws {
-        let world = Runtime.start(threads: threads)
+        let world = try Runtime.start(threads: threads, precision: MatmulPrecision(rawValue: precision)!)
         let console = Console(quiet: !world.isRoot || json)
         // The corpus and store, made by rank 0 with a world of one, then shared by path.
         var dirBytes: [UInt8] = []
