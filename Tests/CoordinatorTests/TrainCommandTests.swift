@@ -42,12 +42,20 @@ final class TrainCommandTests: XCTestCase {
     }
 
     func maxRelativeDifference(_ a: [String: Data], _ b: [String: Data]) -> Double {
-        var worst = 0.0
+        worstTensor(a, b).difference
+    }
+
+    /// The tensor whose largest difference, relative to its largest magnitude, is greatest.
+    /// `floor` bounds the scale from below: a tensor that starts at zero (batch norm's β) holds
+    /// only a few Adam steps after a short run, so its own magnitude is no yardstick.
+    func worstTensor(_ a: [String: Data], _ b: [String: Data], floor: Double = 1e-12) -> (name: String, difference: Double) {
+        var worst = ("", 0.0)
         for (k, da) in a {
-            guard let db = b[k], da.count == db.count else { return .infinity }
+            guard let db = b[k], da.count == db.count else { return (k, .infinity) }
             let fa = da.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }, fb = db.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-            let scale = max(1e-12, fb.map { abs(Double($0)) }.max() ?? 0)
-            worst = max(worst, (zip(fa, fb).map { abs(Double($0) - Double($1)) }.max() ?? 0) / scale)
+            let scale = max(floor, fb.map { abs(Double($0)) }.max() ?? 0)
+            let d = (zip(fa, fb).map { abs(Double($0) - Double($1)) }.max() ?? 0) / scale
+            if d > worst.1 { worst = (k, d) }
         }
         return worst
     }
@@ -68,15 +76,18 @@ final class TrainCommandTests: XCTestCase {
     /// Fast mode sums with MPI's allreduce and one GEMM per rank: gradients equal up to float32
     /// rounding. Adam divides each update by its gradient's running magnitude, so rounding in a
     /// near-zero gradient entry can change that entry's update sign: after one epoch (3 updates)
-    /// the weights differ by at most ~1 % of each tensor's largest magnitude (0.7 % measured).
+    /// the weights differ by at most ~1 % of each tensor's largest magnitude (0.3–0.7 % measured).
+    /// Tensors that start at zero (batch norm's β) are measured against ten Adam steps of the
+    /// learning rate instead (10 × 3 × 0.001): after 3 steps their own largest entry is ≈ 3 steps,
+    /// and a rounding difference of a tenth of one step in a near-zero entry measured 3–4 % of that.
     func testFastModeDiffersOnlyByRounding() throws {
         let det = run("det"), fast = run("fast")
         try train(det, ["--epochs", "1"])
         let r = try train(fast, ["--epochs", "1", "--mode", "fast"], ranks: 2)
         XCTAssertEqual(r.status, 0)
         XCTAssertTrue(try String(contentsOfFile: fast + "/config.json", encoding: .utf8).contains("\"fast\""), "the later --mode wins")
-        let d = maxRelativeDifference(try weights(fast), try weights(det))
-        print("fast vs deterministic after one epoch: max relative difference \(d)")
+        let (tensor, d) = worstTensor(try weights(fast), try weights(det), floor: 10 * 3 * 0.001)
+        print("fast vs deterministic after one epoch: max relative difference \(d) (\(tensor))")
         XCTAssertGreaterThan(d, 0, "two different reduction orders")
         XCTAssertLessThan(d, 0.02)
     }
