@@ -45,4 +45,18 @@ final class BenchCommandTests: XCTestCase {
         for line in ["1 rank × 1 thread", "1 rank × 2 threads", "2 ranks × 1 thread"] { XCTAssertTrue(r.stdout.contains(line), r.stdout) }
         XCTAssertGreaterThan(number(after: "scaling: 2 ranks × 1 thread =", in: r.stdout) ?? 0, 0.3, r.stdout)
     }
+
+    /// The wait a data-parallel step reports counts the batch-norm collectives (every YAMNet
+    /// layer meets the other ranks twice a step), not only the gradient exchange.
+    func testWaitIncludesBatchNormStatistics() throws {
+        guard Command.which("mpirun") != nil else { throw XCTSkip("mpirun is not installed") }
+        let r = try Command.mpirun(2, ["bench", "train", "--json", "--width", "0.125", "--batch", "16", "--steps", "2", "--warmup", "1", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.output)
+        let line = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let result = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] ?? [:]
+        let total = result["communicationWaitFraction"] as? Double ?? -1, statistics = result["statisticsWaitFraction"] as? Double ?? -1
+        XCTAssertGreaterThan(statistics, 0, line)
+        XCTAssertLessThanOrEqual(statistics, total, line)
+        XCTAssertLessThan(total, 1, line)
+    }
 }

@@ -17,7 +17,7 @@ final class InfoCommandTests: XCTestCase {
                           "kernel \(facts["BLAS kernel"] ?? "?") but the CPU supports \(best)")
         }
         // Whether --precision bf16 runs here, as the engine itself decides.
-        XCTAssertEqual(facts["bf16 (AMX tiles)"]?.hasPrefix("available"), MatmulPrecision.bf16Available, facts["bf16 (AMX tiles)"] ?? "missing")
+        XCTAssertEqual(facts["bf16 matrix products"]?.hasPrefix("available"), MatmulPrecision.bf16Available, facts["bf16 matrix products"] ?? "missing")
         for key in ["MPI", "BLAS", "FFT", "audio I/O", "resampler", "compression", "images"] {
             XCTAssertNotNil(facts[key], "missing \(key)")
         }

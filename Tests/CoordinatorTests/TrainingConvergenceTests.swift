@@ -10,7 +10,7 @@ final class TrainingConvergenceTests: XCTestCase {
         try converge(precision: "fp32")
     }
 
-    /// The bf16 path (AMX tiles) keeps the accuracy; a CPU without them refuses it with a message.
+    /// The bf16 path (AMX tiles or AVX512-BF16) keeps the accuracy; a CPU without them refuses it with a message.
     func testBF16PathPassesNinetyPercentOrIsRefusedClearly() throws {
         guard MatmulPrecision.bf16Available else {
             let dir = TestEnv.temporaryDirectory(self, "ser-bf16-refused")
@@ -18,7 +18,7 @@ final class TrainingConvergenceTests: XCTestCase {
             _ = try Command.ser(["preprocess", "--corpus", "synth:" + dir + "/corpus", "--out", dir + "/store", "--quiet"])
             let r = try Command.ser(["train", "--features", dir + "/store", "--out", dir + "/run", "--precision", "bf16", "--epochs", "1"])
             XCTAssertNotEqual(r.status, 0)
-            XCTAssertTrue(r.stderr.contains("--precision bf16 needs AMX-BF16"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("--precision bf16 needs AVX512-BF16"), r.stderr)
             return
         }
         try converge(precision: "bf16")

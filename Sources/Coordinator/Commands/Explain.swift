@@ -122,7 +122,7 @@ struct Explain: ParsableCommand {
     @Option(help: "Compute threads per rank (default: the rank's share of the cores).")
     var threads: Int?
 
-    @Option(help: "Matrix products in fp32 (OpenBLAS) or bf16 (AMX tiles, float32 accumulation).")
+    @Option(help: "Matrix products in fp32 (OpenBLAS) or bf16 (float32 accumulation; AMX tiles or AVX512-BF16).")
     var precision: String = "fp32"
 
     @Flag(help: "Print only warnings and the summary.")

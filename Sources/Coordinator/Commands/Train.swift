@@ -110,7 +110,7 @@ struct Train: ParsableCommand {
     @Option(help: "Compute threads per rank (default: the rank's share of the cores).")
     var threads: Int?
 
-    @Option(help: "Matrix products in fp32 (OpenBLAS) or bf16 (AMX tiles, float32 accumulation; Intel Sapphire Rapids or later).")
+    @Option(help: "Matrix products in fp32 (OpenBLAS) or bf16 (float32 accumulation; AMX tiles on Intel Sapphire Rapids or later, AVX512-BF16 on AMD Zen 4 or later).")
     var precision: String?
 
     @Flag(help: "Print only warnings and the final summary.")

@@ -16,6 +16,8 @@ public enum NetworkBenchmark {
         /// Measured sgemm peak of the whole job (all ranks' threads), for the ratio.
         public var sgemmPeakGflops: Double
         public var communicationWaitFraction: Double
+        /// The part of the wait spent in batch-norm statistics (synchronised over the ranks).
+        public var statisticsWaitFraction: Double
         public var peakResidentMB: Double
         public var mode: String
         public var kernel: String
@@ -62,19 +64,20 @@ public enum NetworkBenchmark {
         for _ in 0..<warmup { x.withUnsafeBufferPointer { _ = runner.forwardBackward($0.baseAddress!, labels: labels) }; runner.update() }
         let profile = Profile()
         if breakdown { net.profile = profile }
-        let wait0 = runner.communicationWait
+        let wait0 = runner.communicationWait, stat0 = runner.statisticsWait
         world.barrier()
         let t0 = Date()
         for _ in 0..<steps { x.withUnsafeBufferPointer { _ = runner.forwardBackward($0.baseAddress!, labels: labels) }; runner.update() }
         world.barrier()
         let dt = Date().timeIntervalSince(t0) / Double(steps)
         let waited = world.allreduce(runner.communicationWait - wait0, .max) / Double(steps)
+        let statWaited = world.allreduce(runner.statisticsWait - stat0, .max) / Double(steps)
         let gflop = 3 * Double(net.forwardFlopsPerSample) * Double(batch) / 1e9
         let peak = world.allreduce(sgemmPeak(), .sum)
         let rss = world.allreduce(peakResidentMB, .max)
         return Result(ranks: world.size, threadsPerRank: ComputeThreads.current, batch: batch, steps: steps, secondsPerStep: dt,
                       segmentsPerSecond: Double(batch) / dt, gflopPerStep: gflop, gflopPerSecond: gflop / dt, sgemmPeakGflops: peak,
-                      communicationWaitFraction: waited / dt, peakResidentMB: rss, mode: deterministic ? "deterministic" : "fast",
+                      communicationWaitFraction: waited / dt, statisticsWaitFraction: statWaited / dt, peakResidentMB: rss, mode: deterministic ? "deterministic" : "fast",
                       kernel: BLASKernel.current, breakdown: breakdown ? profile.report : nil)
     }
 
@@ -96,7 +99,7 @@ public enum NetworkBenchmark {
         let rss = world.allreduce(peakResidentMB, .max)
         return Result(ranks: world.size, threadsPerRank: ComputeThreads.current, batch: batch * world.size, steps: steps, secondsPerStep: dt,
                       segmentsPerSecond: Double(batch * world.size) / dt, gflopPerStep: gflop, gflopPerSecond: gflop / dt,
-                      sgemmPeakGflops: peak, communicationWaitFraction: 0, peakResidentMB: rss, mode: "inference",
+                      sgemmPeakGflops: peak, communicationWaitFraction: 0, statisticsWaitFraction: 0, peakResidentMB: rss, mode: "inference",
                       kernel: BLASKernel.current, breakdown: nil)
     }
 }

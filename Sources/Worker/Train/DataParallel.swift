@@ -9,6 +9,9 @@ import Shared
 public final class MPIStatistics: StatisticsSync {
     let world: Communicator
     let deterministic: Bool
+    /// Seconds spent in the collectives (the wait for the slowest rank included), in total: each
+    /// batch-norm layer of a training step meets the other ranks twice (forward and backward).
+    public private(set) var waitSeconds = 0.0
 
     public init(world: Communicator, deterministic: Bool) {
         self.world = world
@@ -17,6 +20,8 @@ public final class MPIStatistics: StatisticsSync {
 
     public func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int) -> [Double] {
         if world.size == 1 { return LocalStatistics().globalColumnSums(rows, localBatch: localBatch, width: width) }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        defer { waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
         if deterministic {
             let mine = Array(UnsafeBufferPointer(start: rows, count: localBatch * width))
             var out = [Double](repeating: 0, count: width)

@@ -22,6 +22,7 @@ public final class StepRunner {
     public private(set) var previous: (values: Buffer<Float>, state: Buffer<Float>)?
     /// Seconds spent waiting for gradient communication after the backward pass, in total.
     public private(set) var waitSeconds = 0.0
+    let statistics: MPIStatistics
 
     public init(net: Network<Float>, adam: Adam<Float>, world: Communicator, deterministic: Bool, chunkCount: Int) {
         self.net = net
@@ -30,7 +31,8 @@ public final class StepRunner {
         self.deterministic = deterministic
         self.chunkCount = chunkCount
         plan = BatchPlan.distributed(globalBatch: chunkCount, rank: world.rank, ranks: world.size, deterministic: deterministic, chunkCount: chunkCount)
-        net.statistics = MPIStatistics(world: world, deterministic: deterministic)
+        statistics = MPIStatistics(world: world, deterministic: deterministic)
+        net.statistics = statistics
     }
 
     /// Plans global batches of `globalBatch` samples; returns this rank's part.
@@ -77,5 +79,7 @@ public final class StepRunner {
     }
 
     /// Communication wait so far, including the current plan's.
-    public var communicationWait: Double { waitSeconds + (exchange?.waitSeconds ?? 0) }
+    public var communicationWait: Double { waitSeconds + (exchange?.waitSeconds ?? 0) + statistics.waitSeconds }
+    /// The part of `communicationWait` spent on batch-norm statistics.
+    public var statisticsWait: Double { statistics.waitSeconds }
 }

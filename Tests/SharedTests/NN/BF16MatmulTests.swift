@@ -2,15 +2,37 @@ import Foundation
 import Shared
 import XCTest
 
-/// The bf16 path's matrix product (AMX tiles) against float64 sums of the bf16-rounded operands:
-/// every transpose combination, sizes that are not multiples of the 32×32 blocks or of K's 32,
-/// leading dimensions wider than the matrices, and alpha/beta. Skipped where the CPU has no AMX.
+/// The bf16 path's matrix product, with every kernel this CPU runs (AVX512-BF16 vectors, and AMX
+/// tiles where it has them), against float64 sums of the bf16-rounded operands: every transpose
+/// combination, sizes that are not multiples of the blocks (32×32 tiles, 12-row register blocks,
+/// K's 32 and its 256-value cache blocks), leading dimensions wider than the matrices, and
+/// alpha/beta. Skipped where the CPU has neither.
 final class BF16MatmulTests: XCTestCase {
     override func setUpWithError() throws {
-        guard MatmulPrecision.bf16Available else { throw XCTSkip("this CPU has no AMX-BF16 tiles") }
+        guard MatmulPrecision.bf16Available else { throw XCTSkip("this CPU has neither AVX512-BF16 nor AMX-BF16") }
     }
 
-    override func tearDown() { try? MatmulPrecision.select(.fp32) }
+    override func tearDown() {
+        try? MatmulPrecision.select(.fp32)
+        MatmulPrecision.useKernel(MatmulPrecision.supportedKernel)
+    }
+
+    var kernels: [MatmulPrecision.Kernel] {
+        MatmulPrecision.Kernel.allCases.filter { $0 != .none && $0.rawValue <= MatmulPrecision.supportedKernel.rawValue }
+    }
+
+    func testEveryKernelMatchesRoundedOperandsForEveryLayout() throws {
+        for kernel in kernels {
+            XCTAssertTrue(MatmulPrecision.useKernel(kernel))
+            XCTAssertEqual(MatmulPrecision.kernel, kernel)
+            try matchesRoundedOperands(kernel)
+        }
+    }
+
+    func testACPUCannotBeGivenAKernelItLacks() throws {
+        if MatmulPrecision.supportedKernel == .vector { XCTAssertFalse(MatmulPrecision.useKernel(.amx)) }
+        XCTAssertTrue(MatmulPrecision.useKernel(.vector))
+    }
 
     /// Round to nearest even at bfloat16's 8-bit mantissa.
     func bf16(_ x: Float) -> Double {
@@ -18,10 +40,10 @@ final class BF16MatmulTests: XCTestCase {
         return Double(Float(bitPattern: (u &+ 0x7FFF &+ ((u >> 16) & 1)) & 0xFFFF_0000))
     }
 
-    func testMatchesRoundedOperandsForEveryLayout() throws {
+    func matchesRoundedOperands(_ kernel: MatmulPrecision.Kernel) throws {
         try MatmulPrecision.select(.bf16)
         var rng = SeededGenerator(seed: 3)
-        for (m, n, k) in [(32, 32, 32), (33, 17, 45), (64, 96, 100), (100, 33, 300), (16, 16, 32), (47, 64, 64)] {
+        for (m, n, k) in [(32, 32, 32), (33, 17, 45), (64, 96, 100), (100, 33, 300), (16, 16, 32), (47, 64, 64), (45, 50, 600)] {
             for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
                 for (alpha, beta) in [(Float(1), Float(0)), (1, 1), (0.5, -0.25)] {
                     let lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2
@@ -40,7 +62,7 @@ final class BF16MatmulTests: XCTestCase {
                     var worst = 0.0
                     for i in 0..<m { for j in 0..<n { worst = max(worst, abs(Double(c[i * ldc + j]) - ref[i * ldc + j])) } }
                     // Only the float32 accumulation differs from the reference: ≈ √k ulps of the sums.
-                    XCTAssertLessThan(worst, 2e-4 * Double(k).squareRoot(), "\(m)×\(n)×\(k) transA \(ta) transB \(tb) α \(alpha) β \(beta)")
+                    XCTAssertLessThan(worst, 2e-4 * Double(k).squareRoot(), "\(kernel): \(m)×\(n)×\(k) transA \(ta) transB \(tb) α \(alpha) β \(beta)")
                 }
             }
         }

@@ -61,9 +61,9 @@ struct BenchScaling: ParsableCommand {
         let threaded = try runJob(1, threads: n)
         let parallel = try runJob(n, threads: 1)
         func line(_ name: String, _ r: NetworkBenchmark.Result) {
-            print(String(format: "%-24@ %7.1f segments/s  %6.0f GFLOP/s  %5.1f %% of sgemm peak  wait %4.1f %%  %5.0f MB/rank",
+            print(String(format: "%-24@ %7.1f segments/s  %6.0f GFLOP/s  %5.1f %% of sgemm peak  wait %4.1f %% (BN statistics %4.1f %%)  %5.0f MB/rank",
                          name as NSString, r.segmentsPerSecond, r.gflopPerSecond, 100 * r.gflopPerSecond / r.sgemmPeakGflops,
-                         100 * r.communicationWaitFraction, r.peakResidentMB))
+                         100 * r.communicationWaitFraction, 100 * r.statisticsWaitFraction, r.peakResidentMB))
         }
         line("1 rank × 1 thread", single)
         line("1 rank × \(n) threads", threaded)

@@ -26,7 +26,7 @@ struct NetworkBenchOptions: ParsableArguments {
     @Flag(help: "Print the result as one JSON object (for ser bench scaling and scripts).")
     var json = false
 
-    @Option(help: "Matrix products in fp32 (OpenBLAS) or bf16 (AMX tiles, float32 accumulation).")
+    @Option(help: "Matrix products in fp32 (OpenBLAS) or bf16 (float32 accumulation; AMX tiles or AVX512-BF16).")
     var precision: String = "fp32"
 
     func validate() throws {
@@ -47,11 +47,11 @@ struct NetworkBenchOptions: ParsableArguments {
             return
         }
         Swift.print("""
-        \(what): \(model) width \(width), batch \(r.batch), \(r.ranks) rank(s) × \(r.threadsPerRank) thread(s), \(r.mode), \(precision) matrix products, BLAS \(r.kernel)
+        \(what): \(model) width \(width), batch \(r.batch), \(r.ranks) rank(s) × \(r.threadsPerRank) thread(s), \(r.mode), \(precision == "bf16" ? "bf16 (\(MatmulPrecision.kernel))" : precision) matrix products, BLAS \(r.kernel)
         machine: \(CPUInfo.modelName), \(CPUInfo.onlineCores) cores
         \(String(format: "%.1f segments/s  (%.3f s per step of %d; %.1f GFLOP per step)", r.segmentsPerSecond, r.secondsPerStep, r.batch, r.gflopPerStep))
         \(String(format: "%.0f GFLOP/s achieved = %.0f %% of the measured \(precision == "bf16" ? "bf16 GEMM" : "sgemm") peak (%.0f GFLOP/s on the same threads)", r.gflopPerSecond, 100 * r.gflopPerSecond / r.sgemmPeakGflops, r.sgemmPeakGflops))
-        \(String(format: "peak resident memory %.0f MB per rank", r.peakResidentMB))\(r.ranks > 1 && r.mode != "inference" ? String(format: "; waiting on gradient communication %.1f %% of a step", 100 * r.communicationWaitFraction) : "")
+        \(String(format: "peak resident memory %.0f MB per rank", r.peakResidentMB))\(r.ranks > 1 && r.mode != "inference" ? String(format: "; waiting on communication %.1f %% of a step (gradients %.1f %%, batch-norm statistics %.1f %%)", 100 * r.communicationWaitFraction, 100 * (r.communicationWaitFraction - r.statisticsWaitFraction), 100 * r.statisticsWaitFraction) : "")
         """)
         if let b = r.breakdown { Swift.print("time per section (all timed steps):\n" + b) }
     }

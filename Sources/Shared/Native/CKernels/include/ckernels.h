@@ -1,6 +1,6 @@
 // Kernels written in C because they must vectorise whatever the Swift optimiser decides:
 // the transforms of Winograd F(4×4, 3×3) (Lavin & Gray 2016) and the direct memory-bound layers,
-// for float and double; and the bf16 matrix product on AMX tiles.
+// for float and double; and the bf16 matrix product (AMX tiles or AVX512-BF16).
 //
 // Maps are NHWC. A tile (ti, tj) of one sample covers output rows 4·ti … 4·ti+3 and columns
 // 4·tj … 4·tj+3 and reads the 6×6 input patch starting one row and one column earlier (SAME
@@ -59,11 +59,19 @@ SER_BN_DECLARE(float, f32)
 SER_BN_DECLARE(double, f64)
 #undef SER_BN_DECLARE
 
-// The bf16 path's matrix product (gemm_bf16.c): 1 when this CPU and OS run AMX-BF16 tiles (and
-// the process has been granted their state), 0 otherwise. Call once before any thread uses them.
-int ser_bf16_amx_available(void);
+// The bf16 path's matrix product (gemm_bf16.c) and its kernels, best last.
+#define SER_BF16_NONE 0
+#define SER_BF16_VECTOR 1 /* AVX512-BF16 VDPBF16PS (AMD Zen 4/5, Intel Cooper Lake and later) */
+#define SER_BF16_AMX 2    /* AMX-BF16 tiles (Intel Sapphire Rapids and later, Linux 5.16+) */
+// The best kernel this CPU and OS run (asks Linux for the tile state once). Call once before
+// any thread multiplies.
+int ser_bf16_kernel_supported(void);
+// The kernel ser_sgemm_bf16 uses: the best supported unless ser_bf16_use_kernel chose another.
+int ser_bf16_kernel(void);
+// Chooses a supported kernel (to compare or test them); 0 when this CPU cannot run it.
+int ser_bf16_use_kernel(int kernel);
 /* C = alpha·op(A)·op(B) + beta·C, row-major, op(A) m×k, op(B) k×n; A and B rounded to bf16,
-   float32 accumulation. Single-threaded; only after ser_bf16_amx_available() returned 1. */
+   float32 accumulation. Single-threaded; only when ser_bf16_kernel() is not SER_BF16_NONE. */
 void ser_sgemm_bf16(int transA, int transB, long m, long n, long k, float alpha, const float *A, long lda,
                     const float *B, long ldb, float beta, float *C, long ldc);
 
