@@ -48,9 +48,10 @@ final class FusionGoldenTests: XCTestCase {
         var stats: [String: Double] = [:]
     }
 
-    func run<S: Real>(_ type: S.Type) throws -> Outcome {
+    func run<S: Real>(_ type: S.Type, winograd: Bool = S.self == Float.self) throws -> Outcome {
         let golden = try loadGolden()
         let net = try makeNetwork(golden, as: S.self)
+        net.winograd = winograd
         let x = try golden.doubles("input").map { S($0) }
         let labels = try golden.doubles("labels").map { Int($0) }
         var out = Outcome()
@@ -117,20 +118,35 @@ final class FusionGoldenTests: XCTestCase {
         for (name, e) in o.stats.sorted(by: { $0.key < $1.key }) { XCTAssertLessThan(e, 1e-9, "gradstat " + name) }
     }
 
-    /// Float32 within the README's tolerances, except YAMNet layers 1–7 whose float32 gradients
-    /// legitimately differ (a pre-ReLU value of +1.17e-6 flips sign in float32; README caveat).
+    /// Float32 with direct convolutions (the arithmetic of PyTorch's reference) within the
+    /// README's tolerances, except YAMNet layers 1–7 whose float32 gradients legitimately differ
+    /// (a pre-ReLU value of +1.17e-6 flips sign in float32; README caveat).
     func testFloatWithinFloat32Tolerances() throws {
-        let o = try run(Float.self)
+        try checkFloat(winograd: false, gradientTolerance: 1e-3)
+    }
+
+    /// Float32 as training runs it, with Winograd F(4×4, 3×3) in VGGish's 3×3 layers. Its forward
+    /// pass stays within the README's tolerances (inference logits 1.6e-6 from float64, direct
+    /// float32 0.9e-6), but VGGish's gradients drift further from float64 towards the top of the
+    /// network (measured on a Zen 4 EPYC: conv3_1 1.6e-4 … conv4_2's bias 1.9e-3; direct float32:
+    /// ≤ 4.3e-5 everywhere), the mark of values within rounding of zero that take the other side
+    /// of a ReLU or max pool. docs/MODELS.md states this bound.
+    func testFloatWithWinogradAsTrainedWithinItsBound() throws {
+        try checkFloat(winograd: true, gradientTolerance: 3e-3)
+    }
+
+    func checkFloat(winograd: Bool, gradientTolerance: Double) throws {
+        let o = try run(Float.self, winograd: winograd)
         let exemptWorst = o.grads.filter { $0.key.hasPrefix("yamnet/layer") }.values.max() ?? 0
         let others = o.grads.filter { k, _ in !(1...7).contains { k.hasPrefix("yamnet/layer\($0)/") } }.values.max() ?? 0
-        print("float32: logits \(o.logitsInfer) / \(o.logitsTrain), loss \(o.loss), dx \(o.inputGrad), gradcam \(o.gradcam), worst grad (held) \(others), worst YAMNet grad \(exemptWorst)")
+        print("float32 (winograd \(winograd)): logits \(o.logitsInfer) / \(o.logitsTrain), loss \(o.loss), dx \(o.inputGrad), gradcam \(o.gradcam), worst grad (held) \(others), worst YAMNet grad \(exemptWorst)")
         XCTAssertLessThan(o.logitsInfer, 1e-4)
         XCTAssertLessThan(o.logitsTrain, 1e-4)
         XCTAssertLessThan(o.loss, 1e-4)
         XCTAssertLessThan(o.gradcam, 1e-3)
         let exempt = (1...7).map { "yamnet/layer\($0)/" }
         for (name, e) in o.grads.sorted(by: { $0.key < $1.key }) where !exempt.contains(where: name.hasPrefix) {
-            XCTAssertLessThan(e, 1e-3, name)
+            XCTAssertLessThan(e, gradientTolerance, name)
         }
     }
 }

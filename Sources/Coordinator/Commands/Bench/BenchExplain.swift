@@ -116,7 +116,7 @@ struct BenchExplain: ParsableCommand {
         var results: [String: Any] = ["machine": CPUInfo.modelName, "ranks": world.size, "threadsPerRank": ComputeThreads.current,
                                       "width": width, "parameters": net.layout.trainableCount, "files": items.count,
                                       "patchesPerFile": Double(items.reduce(0) { $0 + store.files[$1.fileID!].segments.count }) / Double(items.count)]
-        console.info("fusion-v1 width \(width) (\(net.layout.trainableCount) parameters), \(world.size) rank(s) × \(ComputeThreads.current) thread(s), \(items.count) files of \(duration) s, BLAS \(BLASKernel.current)")
+        console.info("fusion-v1 width \(width) (\(net.layout.trainableCount) parameters), \(world.size) rank(s) × \(ComputeThreads.current) thread(s), \(items.count) files of \(duration) s, \(MatmulPrecision.current == .bf16 ? "bf16 matrix products (\(MatmulPrecision.kernel))" : "fp32 matrix products"), BLAS \(BLASKernel.current)")
 
         // (1) Inference on every rank at once.
         let per = store.valuesPerSegment
