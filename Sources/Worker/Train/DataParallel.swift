@@ -10,7 +10,8 @@ public final class MPIStatistics: StatisticsSync {
     let world: Communicator
     let deterministic: Bool
     /// Seconds spent in the collectives (the wait for the slowest rank included), in total: each
-    /// batch-norm layer of a training step meets the other ranks twice (forward and backward).
+    /// batch-norm layer of a training step meets the other ranks three times (mean and centred
+    /// squares forward, the two gradient sums backward).
     public private(set) var waitSeconds = 0.0
 
     public init(world: Communicator, deterministic: Bool) {
