@@ -34,6 +34,7 @@ struct Info: ParsableCommand {
         let threadCounts = world.allgather([Int64(ComputeThreads.current)])
         let kernels = world.allgatherStrings(BLASKernel.current)
         let bf16 = world.allgatherStrings(MatmulPrecision.supportedKernel.description)
+        let noBF16 = MatmulPrecision.Kernel.none.description
         if world.isRoot {
             var facts: [(String, String)] = [
                 ("MPI world", world.isMPI ? "\(world.size) ranks (MPI)" : "1 process (local mode, no mpirun)"),
@@ -42,8 +43,8 @@ struct Info: ParsableCommand {
                 ("threads per rank", threadCounts.map { String($0[0]) }.joined(separator: ",")),
                 ("CPU", "\(CPUInfo.modelName), \(CPUInfo.onlineCores) cores online, \(CPUInfo.usableCores) usable by rank 0"),
                 ("BLAS kernel", Set(kernels).sorted().joined(separator: ",") + " — " + BLASKernel.decision),
-                ("bf16 matrix products", !bf16.contains("none") ? "available on every rank (\(Set(bf16).sorted().joined(separator: ", "))): --precision bf16 runs"
-                    : Set(bf16) == ["none"] ? "not available (no AVX512-BF16, no AMX-BF16): --precision fp32 only"
+                ("bf16 matrix products", !bf16.contains(noBF16) ? "available on every rank (\(Set(bf16).sorted().joined(separator: ", "))): --precision bf16 runs"
+                    : Set(bf16) == [noBF16] ? "not available (no AVX512-BF16, no AMX-BF16): --precision fp32 only"
                     : "on some ranks only: --precision bf16 would be refused"),
             ]
             facts += NativeLibraries.all

@@ -70,8 +70,9 @@ public enum NetworkBenchmark {
         for _ in 0..<steps { x.withUnsafeBufferPointer { _ = runner.forwardBackward($0.baseAddress!, labels: labels) }; runner.update() }
         world.barrier()
         let dt = Date().timeIntervalSince(t0) / Double(steps)
-        let waited = world.allreduce(runner.communicationWait - wait0, .max) / Double(steps)
-        let statWaited = world.allreduce(runner.statisticsWait - stat0, .max) / Double(steps)
+        var waits = [runner.communicationWait - wait0, runner.statisticsWait - stat0].map { $0 / Double(steps) }
+        world.allreduce(&waits, .max)
+        let (waited, statWaited) = (waits[0], waits[1])
         let gflop = 3 * Double(net.forwardFlopsPerSample) * Double(batch) / 1e9
         let peak = world.allreduce(sgemmPeak(), .sum)
         let rss = world.allreduce(peakResidentMB, .max)
