@@ -5,35 +5,107 @@ import Shared
 ///
 /// Deterministic mode gathers every rank's per-sample rows (ranks hold consecutive samples, so
 /// rank order is sample order) and adds them up in sample order on every rank: the same numbers
-/// as one process. Fast mode adds locally and lets MPI's allreduce combine the ranks.
+/// as one process. Fast mode adds locally and combines the ranks' sums. Either way the caller's
+/// `meanwhile` work runs while the rows travel.
 public final class MPIStatistics: StatisticsSync {
     let world: Communicator
     let deterministic: Bool
-    /// Seconds spent in the collectives (the wait for the slowest rank included), in total: each
-    /// batch-norm layer of a training step meets the other ranks three times (mean and centred
-    /// squares forward, the two gradient sums backward).
+    /// Seconds spent waiting for the collectives to complete (for the slowest rank, mostly), in
+    /// total: each batch-norm layer of a training step meets the other ranks three times (mean and
+    /// centred squares forward, the two gradient sums backward). Work run meanwhile is not counted.
     public private(set) var waitSeconds = 0.0
+    /// Every rank's local batch (deterministic mode gathers rows of these sizes without first
+    /// exchanging them); nil: asked for with a blocking exchange.
+    public var rankBatches: [Int]?
+    private var sendBuffer: [Double] = []
+    private var gathered: [Double] = []
 
     public init(world: Communicator, deterministic: Bool) {
         self.world = world
         self.deterministic = deterministic
     }
 
-    public func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int) -> [Double] {
-        if world.size == 1 { return LocalStatistics().globalColumnSums(rows, localBatch: localBatch, width: width) }
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        defer { waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
-        if deterministic {
-            let mine = Array(UnsafeBufferPointer(start: rows, count: localBatch * width))
-            var out = [Double](repeating: 0, count: width)
-            for part in world.allgather(mine) {
-                for b in 0..<(part.count / width) { for c in 0..<width { out[c] += part[b * width + c] } }
-            }
-            return out
+    public var crossesProcesses: Bool { world.size > 1 }
+
+    public func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int, meanwhile: (_ arrived: () -> Bool) -> Void) -> [Double] {
+        if world.size == 1 {
+            meanwhile { true }
+            return LocalStatistics.columnSums(rows, localBatch: localBatch, width: width)
         }
-        var out = LocalStatistics().globalColumnSums(rows, localBatch: localBatch, width: width)
-        world.allreduce(&out, .sum)
-        return out
+        if !deterministic && world.size > MPIStatistics.pointToPointRanks {
+            sendBuffer = LocalStatistics.columnSums(rows, localBatch: localBatch, width: width)
+            sendBuffer.withUnsafeMutableBufferPointer { sums in
+                let request = world.iallreduce(sums, .sum)
+                meanwhile { request.isDone }
+                timedWait([request])
+            }
+            return sendBuffer
+        }
+        // Deterministic: every rank's per-sample rows (rank order is sample order), added up in
+        // sample order, the numbers one process makes. Fast: every rank's column sums, added in
+        // rank order.
+        let rowsPerRank: [Int]
+        if deterministic {
+            rowsPerRank = rankBatches ?? world.allgather([Int64(localBatch)]).map { Int($0[0]) }
+            precondition(rowsPerRank[world.rank] == localBatch, "batch-norm rows do not match the batch plan")
+        } else {
+            rowsPerRank = [Int](repeating: 1, count: world.size)
+        }
+        let total = rowsPerRank.reduce(0, +)
+        if gathered.count < total * width { gathered = [Double](repeating: 0, count: total * width) }
+        return gathered.withUnsafeMutableBufferPointer { buffer in
+            let all = buffer.baseAddress!
+            let own = all + rowsPerRank[..<world.rank].reduce(0, +) * width
+            if deterministic {
+                own.update(from: rows, count: localBatch * width)
+            } else {
+                let sums = LocalStatistics.columnSums(rows, localBatch: localBatch, width: width)
+                own.update(from: sums, count: width)
+            }
+            if world.size <= MPIStatistics.pointToPointRanks {
+                exchange(all, rowsPerRank: rowsPerRank, width: width, meanwhile: meanwhile)
+            } else {
+                let request = world.iallgatherv(UnsafeBufferPointer(start: own, count: localBatch * width), into: buffer,
+                                                counts: rowsPerRank.map { $0 * width })
+                meanwhile { request.isDone }
+                timedWait([request])
+            }
+            return LocalStatistics.columnSums(all, localBatch: total, width: width)
+        }
+    }
+
+    /// Up to this many ranks the statistics go point to point (every rank sends its rows to every
+    /// other): a rank's receive then completes when the data has arrived, without the sender
+    /// having to come back into MPI, which a multi-round collective needs, so a rank busy with
+    /// overlapped work does not hold the others up. Beyond it fast mode uses MPI's allreduce.
+    static let pointToPointRanks = 8
+
+    /// Sends this rank's rows (already in place in `all`) to every other rank and receives theirs:
+    /// afterwards `all` holds every rank's `rowsPerRank[r]` rows of `width`, in rank order.
+    private func exchange(_ all: UnsafeMutablePointer<Double>, rowsPerRank: [Int], width: Int, meanwhile: (_ arrived: () -> Bool) -> Void) {
+        let me = world.rank, bytes = MemoryLayout<Double>.stride * width
+        var offsets = [0]
+        for n in rowsPerRank { offsets.append(offsets.last! + n * width) }
+        let own = UnsafeRawBufferPointer(start: all + offsets[me], count: rowsPerRank[me] * bytes)
+        var requests: [Communicator.Request] = []
+        for r in 0..<world.size where r != me {
+            if rowsPerRank[r] > 0 {
+                requests.append(world.irecv(UnsafeMutableRawBufferPointer(start: all + offsets[r], count: rowsPerRank[r] * bytes),
+                                            from: r, tag: MPIStatistics.tag))
+            }
+            if rowsPerRank[me] > 0 { requests.append(world.isend(own, to: r, tag: MPIStatistics.tag)) }
+        }
+        meanwhile { requests.allSatisfy(\.isDone) }
+        timedWait(requests)
+    }
+
+    /// Message tag of the statistics (messages between two ranks with one tag arrive in order).
+    static let tag = 9100
+
+    private func timedWait(_ requests: [Communicator.Request]) {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        for r in requests { r.wait() }
+        waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     }
 }
 

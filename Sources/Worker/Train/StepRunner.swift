@@ -45,7 +45,10 @@ public final class StepRunner {
         }
         plan = plans[world.rank]
         net.globalBatchOverride = globalBatch
-        net.chunkPlan = plan.chunks
+        // Deterministic mode fixes every GEMM's shape by the plan's chunks; fast mode's one chunk
+        // per thread is what the network picks itself, and leaves it free to cut chunks for overlap.
+        net.chunkPlan = deterministic ? plan.chunks : nil
+        statistics.rankBatches = plans.map(\.localBatch)
         let s = GradientSink(plan: plan, primary: net.params.grads)
         sink = s
         exchange = GradientExchange(world: world, sink: s, plans: plans, trained: net.trainedRanges)

@@ -78,14 +78,31 @@ public struct BatchPlan: Sendable {
 /// Combines per-sample batch-norm partial sums across ranks.
 public protocol StatisticsSync: AnyObject {
     /// `rows` holds this rank's per-sample rows (localBatch × width, Double). Returns the column
-    /// sums over the global batch, identical on every rank.
-    func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int) -> [Double]
+    /// sums over the global batch, identical on every rank. `meanwhile` runs exactly once, while
+    /// the sums travel, with a test of whether they have arrived: work that neither reads the
+    /// result nor touches `rows`.
+    func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int, meanwhile: (_ arrived: () -> Bool) -> Void) -> [Double]
+    /// True when the sums travel between processes (work given to `meanwhile` then hides waiting).
+    var crossesProcesses: Bool { get }
+}
+
+extension StatisticsSync {
+    public func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int) -> [Double] {
+        globalColumnSums(rows, localBatch: localBatch, width: width, meanwhile: { _ in })
+    }
 }
 
 /// One process: sums the rows in sample order.
 public final class LocalStatistics: StatisticsSync {
     public init() {}
-    public func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int) -> [Double] {
+    public var crossesProcesses: Bool { false }
+    public func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int, meanwhile: (_ arrived: () -> Bool) -> Void) -> [Double] {
+        meanwhile { true }
+        return LocalStatistics.columnSums(rows, localBatch: localBatch, width: width)
+    }
+
+    /// Column sums of `rows` in sample order.
+    public static func columnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int) -> [Double] {
         var out = [Double](repeating: 0, count: width)
         for b in 0..<localBatch { for c in 0..<width { out[c] += rows[b * width + c] } }
         return out

@@ -179,54 +179,102 @@ public final class Network<S: Real> {
             perChunk { r, _ in (input + r.lowerBound * inputSize).update(from: x + r.lowerBound * inputSize, count: r.count * inputSize) }
         }
         let z = arena.get("Z", batch * mapH * mapW * zChannels)
-        if let v = vggish { forwardVGGish(v, input, batch: batch, z: z) }
+        // YAMNet first: while its batch norms wait for the other ranks' statistics, VGGish runs
+        // piece by piece (OverlapWork); without collectives VGGish simply follows.
+        let yamnetBN: BatchNormMode = config.freezeYAMNet ? .moving : bn
+        let overlapping = yamnet != nil && yamnetBN == .batch && statistics.crossesProcesses
+        let slices = self.slices(overlapping ? Network.overlapSlices : 1)
+        let overlap = OverlapWork(vggish.map { vggishForwardPieces($0, input, batch: batch, z: z, slices: slices) } ?? [])
         if let y = yamnet {
-            let mode: BatchNormMode = config.freezeYAMNet ? .moving : bn
-            let out = timed("fwd yamnet") { y.forward(input, batch: batch, bn: mode, update: updateStatistics && !config.freezeYAMNet, context(batch)) }
+            let out = timed("fwd yamnet") {
+                y.forward(input, batch: batch, bn: yamnetBN, update: updateStatistics && !config.freezeYAMNet, context(batch, overlap: overlap))
+            }
             let g = y.output, zc = zChannels, vc = vChannels, yc = yChannels, f = mapH / g.ho, perZ = mapH * mapW * zChannels
             perChunk { r, _ in
                 upsampleNearest(out + r.lowerBound * g.outSize, z + r.lowerBound * perZ, batch: r.count, h: g.ho, w: g.wo, c: yc,
                                 factor: f, yChannels: zc, cOffset: vc)
             }
         }
+        overlap.runRest()
         return timed("fwd head") { forwardHead(z, batch: batch) }
     }
 
-    private func forwardVGGish(_ v: VGGishBranch, _ x: UnsafePointer<S>, batch: Int, z: UnsafeMutablePointer<S>) {
-        func conv(_ l: ConvLayer, _ input: UnsafePointer<S>, _ key: String) -> UnsafeMutablePointer<S> {
+    /// Output positions per sample from which a VGGish layer runs slice by slice (24×16: conv3).
+    static var slicedPositions: Int { 384 }
+
+    /// Slices of a pass's samples when VGGish is cut into pieces to overlap YAMNet's collectives.
+    static var overlapSlices: Int { 8 }
+
+    /// The pass's chunks as groups that run one after another, each holding at most one range per
+    /// thread. Chunks whose shapes are fixed (`chunkPlan`: deterministic training) are grouped
+    /// whole, so every GEMM keeps its shape; otherwise each chunk is cut into `parts`.
+    func slices(_ parts: Int) -> [[Range<Int>]] {
+        guard parts > 1 else { return [passChunks] }
+        if chunkPlan != nil {
+            let threads = max(1, ComputeThreads.current)
+            return stride(from: 0, to: passChunks.count, by: threads).map { Array(passChunks[$0 ..< min($0 + threads, passChunks.count)]) }
+        }
+        return (0..<parts).map { p in
+            passChunks.map { r in (r.lowerBound + p * r.count / parts) ..< (r.lowerBound + (p + 1) * r.count / parts) }.filter { !$0.isEmpty }
+        }.filter { !$0.isEmpty }
+    }
+
+    /// Runs `body(samples, workspace)` for each of `ranges`, in parallel.
+    @inline(__always)
+    func perRange(_ ranges: [Range<Int>], _ body: (Range<Int>, UnsafeMutablePointer<S>) -> Void) {
+        ComputeThreads.parallelChunks(ranges.count) { i, w in body(ranges[i], arena.existing("workspace\(w)")) }
+    }
+
+    /// VGGish and its taps as pieces, each one layer over one slice of the samples, slice after
+    /// slice (every sample's path through VGGish is independent of the others').
+    private func vggishForwardPieces(_ v: VGGishBranch, _ x: UnsafePointer<S>, batch: Int, z: UnsafeMutablePointer<S>,
+                                     slices: [[Range<Int>]]) -> [() -> Void] {
+        // Every buffer is taken before any piece runs: pieces run inside YAMNet's pass.
+        typealias Layer = ([Range<Int>]) -> Void
+        func conv(_ l: ConvLayer, _ input: UnsafePointer<S>, _ key: String) -> (UnsafeMutablePointer<S>, Layer) {
             let out = arena.get(key, batch * l.g.outSize)
             let k = params.value(l.kernel), b = params.value(l.bias), g = l.g, wino = useWinograd(l.g)
-            timed("fwd " + l.name) {
-                perChunk { r, ws in
-                    let xi = input + r.lowerBound * g.inSize, yo = out + r.lowerBound * g.outSize
-                    if wino {
-                        winogradForward(xi, k, b, yo, batch: r.count, g, relu: true, workspace: ws)
-                    } else {
-                        convForward(xi, k, b, yo, batch: r.count, g, relu: true, workspace: ws)
+            return (out, { ranges in
+                self.timed("fwd " + l.name) {
+                    self.perRange(ranges) { r, ws in
+                        let xi = input + r.lowerBound * g.inSize, yo = out + r.lowerBound * g.outSize
+                        if wino {
+                            winogradForward(xi, k, b, yo, batch: r.count, g, relu: true, workspace: ws)
+                        } else {
+                            convForward(xi, k, b, yo, batch: r.count, g, relu: true, workspace: ws)
+                        }
                     }
                 }
-            }
-            return out
+            })
         }
-        func pool(_ input: UnsafePointer<S>, _ g: ConvGeometry, _ key: String) -> UnsafeMutablePointer<S> {
+        func pool(_ input: UnsafePointer<S>, _ g: ConvGeometry, _ key: String) -> (UnsafeMutablePointer<S>, Layer) {
             let out = arena.get(key, batch * g.outSize / 4)
-            timed("fwd maxpool") {
-                perChunk { r, _ in
-                    maxPool2Forward(input + r.lowerBound * g.outSize, out + r.lowerBound * g.outSize / 4, batch: r.count, h: g.ho, w: g.wo, c: g.cout)
+            return (out, { ranges in
+                self.timed("fwd maxpool") {
+                    self.perRange(ranges) { r, _ in
+                        maxPool2Forward(input + r.lowerBound * g.outSize, out + r.lowerBound * g.outSize / 4, batch: r.count, h: g.ho, w: g.wo, c: g.cout)
+                    }
                 }
-            }
-            return out
+            })
         }
-        let c1 = conv(v.conv1, x, "c1")
-        let p1 = pool(c1, v.conv1.g, "p1")
-        let c2 = conv(v.conv2, p1, "c2")
-        let a = pool(c2, v.conv2.g, "A")
-        let c31 = conv(v.conv3_1, a, "c31")
-        let c32 = conv(v.conv3_2, c31, "c32")
-        let b = pool(c32, v.conv3_2.g, "B")
-        let c41 = conv(v.conv4_1, b, "c41")
-        let c42 = conv(v.conv4_2, c41, "c42")
-        let c = pool(c42, v.conv4_2.g, "C")
+        // Early layers (large maps) run slice by slice; from pool 3 on the maps are 12×8 or less and
+        // a slice's GEMMs would be too small for full speed, so those layers run on whole chunks.
+        var sliced: [Layer] = [], whole: [Layer] = []
+        func add(_ step: (UnsafeMutablePointer<S>, Layer), positions: Int) -> UnsafeMutablePointer<S> {
+            if positions >= Network.slicedPositions && whole.isEmpty { sliced.append(step.1) } else { whole.append(step.1) }
+            return step.0
+        }
+        func outPositions(_ l: ConvLayer) -> Int { l.g.outPositions }
+        let c1 = add(conv(v.conv1, x, "c1"), positions: outPositions(v.conv1))
+        let p1 = add(pool(c1, v.conv1.g, "p1"), positions: outPositions(v.conv1) / 4)
+        let c2 = add(conv(v.conv2, p1, "c2"), positions: outPositions(v.conv2))
+        let a = add(pool(c2, v.conv2.g, "A"), positions: outPositions(v.conv2) / 4)
+        let c31 = add(conv(v.conv3_1, a, "c31"), positions: outPositions(v.conv3_1))
+        let c32 = add(conv(v.conv3_2, c31, "c32"), positions: outPositions(v.conv3_2))
+        let b = add(pool(c32, v.conv3_2.g, "B"), positions: outPositions(v.conv3_2) / 4)
+        let c41 = add(conv(v.conv4_1, b, "c41"), positions: outPositions(v.conv4_1))
+        let c42 = add(conv(v.conv4_2, c41, "c42"), positions: outPositions(v.conv4_2))
+        let c = add(pool(c42, v.conv4_2.g, "C"), positions: outPositions(v.conv4_2) / 4)
 
         // Tap fusion: the three 1×1 convolutions accumulate into one map, then bias and ReLU.
         let cells = mapH * mapW
@@ -237,19 +285,23 @@ public final class Network<S: Real> {
         let ka = params.value(tapA!.kernel), kb = params.value(tapB!.kernel), kc = params.value(tapC!.kernel)
         let vc = vChannels, zc = zChannels, gA = v.conv2.g, gB = v.conv3_2.g, mh = mapH
         let aSize = gA.outSize / 4, bSize = gB.outSize / 4, cSize = v.conv4_2.g.outSize / 4
-        timed("fwd taps") {
-            perChunk { r, _ in
-                let n = r.count, o = r.lowerBound, rows = n * cells
-                let aAo = aA + o * cells * v.tapA, aBo = aB + o * cells * v.tapB, vo = vmap + o * cells * vc
-                avgPoolForward(a + o * aSize, aAo, batch: n, h: gA.ho / 2, w: gA.wo / 2, c: v.tapA, k: (gA.ho / 2) / mh)
-                avgPoolForward(b + o * bSize, aBo, batch: n, h: gB.ho / 2, w: gB.wo / 2, c: v.tapB, k: (gB.ho / 2) / mh)
-                S.gemm(false, false, rows, vc, v.tapA, 1, aAo, v.tapA, ka, vc, 0, vo, vc)
-                S.gemm(false, false, rows, vc, v.tapB, 1, aBo, v.tapB, kb, vc, 1, vo, vc)
-                S.gemm(false, false, rows, vc, v.tapC, 1, c + o * cSize, v.tapC, kc, vc, 1, vo, vc)
-                biasRelu(vo, bias, rows: rows, channels: vc, relu: true)
-                copyChannels(vo, z + o * cells * zc, rows: rows, c: vc, yChannels: zc, cOffset: 0)
+        whole.append { ranges in
+            self.timed("fwd taps") {
+                self.perRange(ranges) { r, _ in
+                    let n = r.count, o = r.lowerBound, rows = n * cells
+                    let aAo = aA + o * cells * v.tapA, aBo = aB + o * cells * v.tapB, vo = vmap + o * cells * vc
+                    avgPoolForward(a + o * aSize, aAo, batch: n, h: gA.ho / 2, w: gA.wo / 2, c: v.tapA, k: (gA.ho / 2) / mh)
+                    avgPoolForward(b + o * bSize, aBo, batch: n, h: gB.ho / 2, w: gB.wo / 2, c: v.tapB, k: (gB.ho / 2) / mh)
+                    S.gemm(false, false, rows, vc, v.tapA, 1, aAo, v.tapA, ka, vc, 0, vo, vc)
+                    S.gemm(false, false, rows, vc, v.tapB, 1, aBo, v.tapB, kb, vc, 1, vo, vc)
+                    S.gemm(false, false, rows, vc, v.tapC, 1, c + o * cSize, v.tapC, kc, vc, 1, vo, vc)
+                    biasRelu(vo, bias, rows: rows, channels: vc, relu: true)
+                    copyChannels(vo, z + o * cells * zc, rows: rows, c: vc, yChannels: zc, cOffset: 0)
+                }
             }
         }
+        let chunks = passChunks
+        return slices.flatMap { slice in sliced.map { layer in { layer(slice) } } } + whole.map { layer in { layer(chunks) } }
     }
 
     private func forwardHead(_ z: UnsafePointer<S>, batch: Int) -> UnsafeMutablePointer<S> {
@@ -273,9 +325,9 @@ public final class Network<S: Real> {
     public var globalBatchOverride: Int?
     func statisticsBatch(_ local: Int) -> Int { globalBatchOverride ?? local }
 
-    func context(_ batch: Int) -> PassContext<S> {
+    func context(_ batch: Int, overlap: OverlapWork? = nil) -> PassContext<S> {
         PassContext(params: params, arena: arena, statistics: statistics, config: config,
-                    statisticsBatch: statisticsBatch(batch), chunks: passChunks, profile: profile)
+                    statisticsBatch: statisticsBatch(batch), chunks: passChunks, profile: profile, overlap: overlap)
     }
 
     func useWinograd(_ g: ConvGeometry) -> Bool { winograd && winogradApplies(g) }

@@ -96,6 +96,8 @@ struct PassContext<S: Real> {
     /// The pass's chunks of samples; a per-thread workspace is in the arena as "workspace<w>".
     let chunks: [Range<Int>]
     var profile: Profile? = nil
+    /// The other branch's pieces, run while this branch's collectives are in flight.
+    var overlap: OverlapWork? = nil
 
     @inline(__always)
     func timed<T>(_ name: String, _ body: () -> T) -> T {
@@ -154,13 +156,13 @@ extension YAMNetTrunk {
             let rows = arena.doubles(l.key + "rows", batch * c)
             let count = Double(ctx.statisticsBatch * positions)
             ctx.perChunk { r, _ in bnSampleSums(h + r.lowerBound * size, batch: r.count, positions: positions, channels: c, rows + r.lowerBound * c) }
-            let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: c)
+            let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: c) { arrived in ctx.overlap?.run(until: arrived) }
             let meanD = arena.doubles(l.key + "meanD", c)
             for ch in 0..<c { meanD[ch] = sums[ch] / count }
             ctx.perChunk { r, _ in
                 bnSampleCenteredSquares(h + r.lowerBound * size, meanD, batch: r.count, positions: positions, channels: c, rows + r.lowerBound * c)
             }
-            let sq = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: c)
+            let sq = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: c) { arrived in ctx.overlap?.run(until: arrived) }
             let mm = params.value(l.bn.movingMean), mv = params.value(l.bn.movingVariance)
             let m = ctx.config.bnMomentum
             for ch in 0..<c {
@@ -192,6 +194,13 @@ extension YAMNetTrunk {
         let dxy = inputGradient ? arena.get("dxy", batch * layers[0].g.inSize) : nil
         let s1 = arena.get("s1", layers.map { $0.bn.channels }.max()!), s2 = arena.get("s2", layers.map { $0.bn.channels }.max()!)
         var dy = dTop
+        // A layer's parameter gradients need only its dh and input, not the layer below: they are
+        // computed while the layer below's batch-norm sums travel (software pipelining).
+        var pendingGradients: (() -> Void)?
+        func runPendingGradients() {
+            pendingGradients?()
+            pendingGradients = nil
+        }
         for (i, l) in layers.enumerated().reversed() {
             let g = l.g, c = l.bn.channels, positions = g.outPositions, size = g.outSize
             let h = arena.existing(l.key + "h"), y = arena.existing(l.key)
@@ -204,8 +213,13 @@ extension YAMNetTrunk {
                     bnReluBackwardSampleSums(d + o, output: y + o, h + o, mean: mean, invStd: istd, batch: r.count, positions: positions,
                                              channels: c, rows + r.lowerBound * 2 * c)
                 }
-                if bn == .batch {
-                    let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c)
+            }
+            if bn == .batch {
+                let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c) { arrived in
+                    runPendingGradients()
+                    ctx.overlap?.run(until: arrived)
+                }
+                ctx.timed("y bwd bn") {
                     for ch in 0..<c { s1[ch] = S(sums[ch]); s2[ch] = S(sums[c + ch]) }
                     let n = ctx.statisticsBatch * positions
                     ctx.perChunk { r, _ in
@@ -213,37 +227,39 @@ extension YAMNetTrunk {
                         bnBackwardData(d + o, h + o, dh + o, mean: mean, invStd: istd, gamma: nil, sumDy: s1, sumDyXhat: s2,
                                        count: n, rows: r.count * positions, channels: c)
                     }
-                } else {
+                }
+            } else {
+                runPendingGradients()
+                ctx.timed("y bwd bn") {
                     ctx.perChunk { r, _ in
                         let o = r.lowerBound * size
                         bnBackwardDataFixed(d + o, dh + o, invStd: istd, gamma: nil, rows: r.count * positions, channels: c)
                     }
                 }
             }
-            if let sink {
-                sink.accumulate(offset: layout.offsets[l.bn.beta]!, count: c) { r, _, out in
-                    for ch in 0..<c {
-                        var s = 0.0
-                        for b in r { s += rows[b * 2 * c + ch] }
-                        out[ch] = S(s)
-                    }
-                }
-            }
-            // The convolution.
             let input: UnsafePointer<S> = i == 0 ? UnsafePointer(arena.existing("x")) : UnsafePointer(arena.existing(layers[i - 1].key))
-            let k = params.value(l.kernel)
             if let sink {
-                ctx.timed(l.kind == .regular ? "y bwdW conv" : "y bwdW depthwise") {
-                    sink.accumulate(offset: layout.offsets[l.kernel]!, count: layout.spec(l.kernel)!.count) { r, w, dw in
-                        let xi = input + r.lowerBound * g.inSize, dho = dh + r.lowerBound * g.outSize
-                        switch l.kind {
-                        case .regular: convBackwardWeights(xi, dho, dw, nil, batch: r.count, g, workspace: arena.existing("workspace\(w)"))
-                        case .depthwise: depthwiseBackwardWeights(xi, dho, dw, batch: r.count, g)
+                pendingGradients = {
+                    sink.accumulate(offset: layout.offsets[l.bn.beta]!, count: c) { r, _, out in
+                        for ch in 0..<c {
+                            var s = 0.0
+                            for b in r { s += rows[b * 2 * c + ch] }
+                            out[ch] = S(s)
+                        }
+                    }
+                    ctx.timed(l.kind == .regular ? "y bwdW conv" : "y bwdW depthwise") {
+                        sink.accumulate(offset: layout.offsets[l.kernel]!, count: layout.spec(l.kernel)!.count) { r, w, dw in
+                            let xi = input + r.lowerBound * g.inSize, dho = dh + r.lowerBound * g.outSize
+                            switch l.kind {
+                            case .regular: convBackwardWeights(xi, dho, dw, nil, batch: r.count, g, workspace: arena.existing("workspace\(w)"))
+                            case .depthwise: depthwiseBackwardWeights(xi, dho, dw, batch: r.count, g)
+                            }
                         }
                     }
                 }
             }
             if i == 0 && !inputGradient { break }
+            let k = params.value(l.kernel)
             let dx = i == 0 ? dxy! : (i % 2 == 0 ? ping : pong)
             ctx.timed(l.kind == .regular ? "y bwdX conv" : "y bwdX depthwise") {
                 ctx.perChunk { r, ws in
@@ -256,6 +272,7 @@ extension YAMNetTrunk {
             }
             dy = dx
         }
+        runPendingGradients()
     }
 
     /// Workspace elements the trunk's regular convolutions need.
