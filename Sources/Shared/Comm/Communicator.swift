@@ -286,14 +286,7 @@ public final class Communicator: @unchecked Sendable {
     /// A pending non-blocking operation. The buffer it works on must stay valid until `wait()`.
     public final class Request {
         fileprivate var handle: MPI_Request?
-        /// Memory MPI reads until the operation completes (counts and displacements).
-        fileprivate var retained: UnsafeMutablePointer<Int32>?
         fileprivate init(_ h: MPI_Request?) { handle = h }
-        deinit {
-            guard let retained else { return }
-            wait()
-            retained.deallocate()
-        }
         public var isDone: Bool {
             guard handle != nil else { return true }
             var h = handle
@@ -317,30 +310,6 @@ public final class Communicator: @unchecked Sendable {
         var req: MPI_Request? = ser_mpi_request_null()
         MPI_Iallreduce(ser_mpi_in_place(), base, Int32(buffer.count), T.mpiType, op.mpi, comm, &req)
         return Request(req)
-    }
-
-    /// Starts gathering every rank's `mine` into `all`, in rank order; rank r contributes `counts[r]`
-    /// elements (the same `counts` on every rank). `wait()` before reading `all`.
-    public func iallgatherv<T: MPIScalar>(_ mine: UnsafeBufferPointer<T>, into all: UnsafeMutableBufferPointer<T>, counts: [Int]) -> Request {
-        precondition(counts.count == size && counts[rank] == mine.count && counts.reduce(0, +) <= all.count, "iallgatherv counts do not match the buffers")
-        guard let comm else {
-            if let src = mine.baseAddress, let dst = all.baseAddress { dst.update(from: src, count: mine.count) }
-            return Request(nil)
-        }
-        // Non-blocking collectives may read the count arrays until they complete: memory of our own.
-        let table = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * size)
-        var offset = 0
-        for r in 0..<size {
-            table[r] = Int32(counts[r])
-            table[size + r] = Int32(offset)
-            offset += counts[r]
-        }
-        var req: MPI_Request? = ser_mpi_request_null()
-        MPI_Iallgatherv(UnsafeMutableRawPointer(mutating: mine.baseAddress), Int32(mine.count), T.mpiType,
-                        all.baseAddress, table, table + size, T.mpiType, comm, &req)
-        let request = Request(req)
-        request.retained = table
-        return request
     }
 
     /// Starts a send of `buffer` (raw bytes) to `dest`.

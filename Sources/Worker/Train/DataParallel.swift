@@ -17,7 +17,6 @@ public final class MPIStatistics: StatisticsSync {
     /// Every rank's local batch (deterministic mode gathers rows of these sizes without first
     /// exchanging them); nil: asked for with a blocking exchange.
     public var rankBatches: [Int]?
-    private var sendBuffer: [Double] = []
     private var gathered: [Double] = []
 
     public init(world: Communicator, deterministic: Bool) {
@@ -33,13 +32,13 @@ public final class MPIStatistics: StatisticsSync {
             return LocalStatistics.columnSums(rows, localBatch: localBatch, width: width)
         }
         if !deterministic && world.size > MPIStatistics.pointToPointRanks {
-            sendBuffer = LocalStatistics.columnSums(rows, localBatch: localBatch, width: width)
-            sendBuffer.withUnsafeMutableBufferPointer { sums in
-                let request = world.iallreduce(sums, .sum)
+            var sums = LocalStatistics.columnSums(rows, localBatch: localBatch, width: width)
+            sums.withUnsafeMutableBufferPointer { buffer in
+                let request = world.iallreduce(buffer, .sum)
                 meanwhile { request.isDone }
                 timedWait([request])
             }
-            return sendBuffer
+            return sums
         }
         // Deterministic: every rank's per-sample rows (rank order is sample order), added up in
         // sample order, the numbers one process makes. Fast: every rank's column sums, added in
@@ -53,47 +52,38 @@ public final class MPIStatistics: StatisticsSync {
         }
         let total = rowsPerRank.reduce(0, +)
         if gathered.count < total * width { gathered = [Double](repeating: 0, count: total * width) }
+        var offsets = [0]
+        for n in rowsPerRank { offsets.append(offsets.last! + n * width) }
         return gathered.withUnsafeMutableBufferPointer { buffer in
-            let all = buffer.baseAddress!
-            let own = all + rowsPerRank[..<world.rank].reduce(0, +) * width
+            let all = buffer.baseAddress!, own = all + offsets[world.rank]
             if deterministic {
                 own.update(from: rows, count: localBatch * width)
             } else {
-                let sums = LocalStatistics.columnSums(rows, localBatch: localBatch, width: width)
-                own.update(from: sums, count: width)
+                own.update(from: LocalStatistics.columnSums(rows, localBatch: localBatch, width: width), count: width)
             }
-            if world.size <= MPIStatistics.pointToPointRanks {
-                exchange(all, rowsPerRank: rowsPerRank, width: width, meanwhile: meanwhile)
-            } else {
-                let request = world.iallgatherv(UnsafeBufferPointer(start: own, count: localBatch * width), into: buffer,
-                                                counts: rowsPerRank.map { $0 * width })
-                meanwhile { request.isDone }
-                timedWait([request])
-            }
+            exchange(all, offsets: offsets, meanwhile: meanwhile)
             return LocalStatistics.columnSums(all, localBatch: total, width: width)
         }
     }
 
-    /// Up to this many ranks the statistics go point to point (every rank sends its rows to every
-    /// other): a rank's receive then completes when the data has arrived, without the sender
-    /// having to come back into MPI, which a multi-round collective needs, so a rank busy with
-    /// overlapped work does not hold the others up. Beyond it fast mode uses MPI's allreduce.
+    /// Up to this many ranks fast mode's sums go point to point (every rank sends them to every
+    /// other; deterministic mode's rows always do): a rank's receive then completes when the data
+    /// has arrived, without the sender having to come back into MPI, which a multi-round
+    /// collective needs, so a rank busy with overlapped work does not hold the others up. Beyond
+    /// it fast mode uses MPI's allreduce.
     static let pointToPointRanks = 8
 
-    /// Sends this rank's rows (already in place in `all`) to every other rank and receives theirs:
-    /// afterwards `all` holds every rank's `rowsPerRank[r]` rows of `width`, in rank order.
-    private func exchange(_ all: UnsafeMutablePointer<Double>, rowsPerRank: [Int], width: Int, meanwhile: (_ arrived: () -> Bool) -> Void) {
-        let me = world.rank, bytes = MemoryLayout<Double>.stride * width
-        var offsets = [0]
-        for n in rowsPerRank { offsets.append(offsets.last! + n * width) }
-        let own = UnsafeRawBufferPointer(start: all + offsets[me], count: rowsPerRank[me] * bytes)
+    /// Sends this rank's part of `all` ([offsets[rank], offsets[rank + 1]), already in place) to
+    /// every other rank and receives theirs into their parts.
+    private func exchange(_ all: UnsafeMutablePointer<Double>, offsets: [Int], meanwhile: (_ arrived: () -> Bool) -> Void) {
+        let me = world.rank, stride = MemoryLayout<Double>.stride
+        func part(_ r: Int) -> UnsafeMutableRawBufferPointer {
+            UnsafeMutableRawBufferPointer(start: all + offsets[r], count: (offsets[r + 1] - offsets[r]) * stride)
+        }
         var requests: [Communicator.Request] = []
         for r in 0..<world.size where r != me {
-            if rowsPerRank[r] > 0 {
-                requests.append(world.irecv(UnsafeMutableRawBufferPointer(start: all + offsets[r], count: rowsPerRank[r] * bytes),
-                                            from: r, tag: MPIStatistics.tag))
-            }
-            if rowsPerRank[me] > 0 { requests.append(world.isend(own, to: r, tag: MPIStatistics.tag)) }
+            if part(r).count > 0 { requests.append(world.irecv(part(r), from: r, tag: MPIStatistics.tag)) }
+            if part(me).count > 0 { requests.append(world.isend(UnsafeRawBufferPointer(part(me)), to: r, tag: MPIStatistics.tag)) }
         }
         meanwhile { requests.allSatisfy(\.isDone) }
         timedWait(requests)

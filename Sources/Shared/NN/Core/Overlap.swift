@@ -22,10 +22,9 @@ public final class OverlapWork {
     public func run(until arrived: () -> Bool) {
         while next < pieces.count {
             let start = DispatchTime.now().uptimeNanoseconds
-            while DispatchTime.now().uptimeNanoseconds - start < OverlapWork.graceNanoseconds {
+            repeat {
                 if arrived() { return }
-            }
-            if arrived() { return }
+            } while DispatchTime.now().uptimeNanoseconds - start < OverlapWork.graceNanoseconds
             runNext()
         }
     }

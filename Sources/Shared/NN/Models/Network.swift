@@ -156,8 +156,7 @@ public final class Network<S: Real> {
     /// Runs `body(samples, workspace)` for every chunk of the pass, chunks in parallel.
     @inline(__always)
     func perChunk(_ body: (Range<Int>, UnsafeMutablePointer<S>) -> Void) {
-        let chunks = passChunks
-        ComputeThreads.parallelChunks(chunks.count) { i, w in body(chunks[i], arena.existing("workspace\(w)")) }
+        perRange(passChunks, body)
     }
 
     func workspaceFor(_ worker: Int) -> UnsafeMutablePointer<S> { arena.existing("workspace\(worker)") }
@@ -222,7 +221,7 @@ public final class Network<S: Real> {
     /// Runs `body(samples, workspace)` for each of `ranges`, in parallel.
     @inline(__always)
     func perRange(_ ranges: [Range<Int>], _ body: (Range<Int>, UnsafeMutablePointer<S>) -> Void) {
-        ComputeThreads.parallelChunks(ranges.count) { i, w in body(ranges[i], arena.existing("workspace\(w)")) }
+        ComputeThreads.parallelChunks(ranges.count) { i, w in body(ranges[i], workspaceFor(w)) }
     }
 
     /// VGGish and its taps as pieces, each one layer over one slice of the samples, slice after
@@ -231,10 +230,12 @@ public final class Network<S: Real> {
                                      slices: [[Range<Int>]]) -> [() -> Void] {
         // Every buffer is taken before any piece runs: pieces run inside YAMNet's pass.
         typealias Layer = ([Range<Int>]) -> Void
-        func conv(_ l: ConvLayer, _ input: UnsafePointer<S>, _ key: String) -> (UnsafeMutablePointer<S>, Layer) {
+        // Each layer: its output, its output positions per sample, and the computation.
+        typealias Step = (UnsafeMutablePointer<S>, Int, Layer)
+        func conv(_ l: ConvLayer, _ input: UnsafePointer<S>, _ key: String) -> Step {
             let out = arena.get(key, batch * l.g.outSize)
             let k = params.value(l.kernel), b = params.value(l.bias), g = l.g, wino = useWinograd(l.g)
-            return (out, { ranges in
+            return (out, g.outPositions, { ranges in
                 self.timed("fwd " + l.name) {
                     self.perRange(ranges) { r, ws in
                         let xi = input + r.lowerBound * g.inSize, yo = out + r.lowerBound * g.outSize
@@ -247,9 +248,9 @@ public final class Network<S: Real> {
                 }
             })
         }
-        func pool(_ input: UnsafePointer<S>, _ g: ConvGeometry, _ key: String) -> (UnsafeMutablePointer<S>, Layer) {
+        func pool(_ input: UnsafePointer<S>, _ g: ConvGeometry, _ key: String) -> Step {
             let out = arena.get(key, batch * g.outSize / 4)
-            return (out, { ranges in
+            return (out, g.outPositions / 4, { ranges in
                 self.timed("fwd maxpool") {
                     self.perRange(ranges) { r, _ in
                         maxPool2Forward(input + r.lowerBound * g.outSize, out + r.lowerBound * g.outSize / 4, batch: r.count, h: g.ho, w: g.wo, c: g.cout)
@@ -260,21 +261,20 @@ public final class Network<S: Real> {
         // Early layers (large maps) run slice by slice; from pool 3 on the maps are 12×8 or less and
         // a slice's GEMMs would be too small for full speed, so those layers run on whole chunks.
         var sliced: [Layer] = [], whole: [Layer] = []
-        func add(_ step: (UnsafeMutablePointer<S>, Layer), positions: Int) -> UnsafeMutablePointer<S> {
-            if positions >= Network.slicedPositions && whole.isEmpty { sliced.append(step.1) } else { whole.append(step.1) }
+        func add(_ step: Step) -> UnsafeMutablePointer<S> {
+            if step.1 >= Network.slicedPositions && whole.isEmpty { sliced.append(step.2) } else { whole.append(step.2) }
             return step.0
         }
-        func outPositions(_ l: ConvLayer) -> Int { l.g.outPositions }
-        let c1 = add(conv(v.conv1, x, "c1"), positions: outPositions(v.conv1))
-        let p1 = add(pool(c1, v.conv1.g, "p1"), positions: outPositions(v.conv1) / 4)
-        let c2 = add(conv(v.conv2, p1, "c2"), positions: outPositions(v.conv2))
-        let a = add(pool(c2, v.conv2.g, "A"), positions: outPositions(v.conv2) / 4)
-        let c31 = add(conv(v.conv3_1, a, "c31"), positions: outPositions(v.conv3_1))
-        let c32 = add(conv(v.conv3_2, c31, "c32"), positions: outPositions(v.conv3_2))
-        let b = add(pool(c32, v.conv3_2.g, "B"), positions: outPositions(v.conv3_2) / 4)
-        let c41 = add(conv(v.conv4_1, b, "c41"), positions: outPositions(v.conv4_1))
-        let c42 = add(conv(v.conv4_2, c41, "c42"), positions: outPositions(v.conv4_2))
-        let c = add(pool(c42, v.conv4_2.g, "C"), positions: outPositions(v.conv4_2) / 4)
+        let c1 = add(conv(v.conv1, x, "c1"))
+        let p1 = add(pool(c1, v.conv1.g, "p1"))
+        let c2 = add(conv(v.conv2, p1, "c2"))
+        let a = add(pool(c2, v.conv2.g, "A"))
+        let c31 = add(conv(v.conv3_1, a, "c31"))
+        let c32 = add(conv(v.conv3_2, c31, "c32"))
+        let b = add(pool(c32, v.conv3_2.g, "B"))
+        let c41 = add(conv(v.conv4_1, b, "c41"))
+        let c42 = add(conv(v.conv4_2, c41, "c42"))
+        let c = add(pool(c42, v.conv4_2.g, "C"))
 
         // Tap fusion: the three 1×1 convolutions accumulate into one map, then bias and ReLU.
         let cells = mapH * mapW
