@@ -16,6 +16,15 @@ struct BenchScaling: ParsableCommand {
     @Option(help: "Timed steps per configuration.")
     var steps: Int = 4
 
+    @Option(help: "Rounds of the three configurations, run one after another; the scaling reported is the median round's. A shared VM's speed drifts over minutes, and a round's runs are minutes apart at most.")
+    var rounds: Int = 1
+
+    func validate() throws {
+        if steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
+        if rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
+        if let ranks, ranks < 2 { throw ValidationError("--ranks must be at least 2 for a data-parallel configuration (got \(ranks))") }
+    }
+
     @Option(help: "Channel multiplier (1 = fusion-v1 as published).")
     var width: Double = 1
 
@@ -56,20 +65,31 @@ struct BenchScaling: ParsableCommand {
             }
             return r
         }
-        print("bench scaling: fusion-v1 width \(width), batch 128, \(mode) mode, \(precision), \(steps) timed steps each; machine \(CPUInfo.modelName), \(cores) cores")
-        let single = try runJob(1, threads: 1)
-        let threaded = try runJob(1, threads: n)
-        let parallel = try runJob(n, threads: 1)
+        print("bench scaling: fusion-v1 width \(width), batch 128, \(mode) mode, \(precision), \(steps) timed steps each, \(rounds) round(s); machine \(CPUInfo.modelName), \(cores) cores")
         func line(_ name: String, _ r: NetworkBenchmark.Result) {
             print(String(format: "%-24@ %7.1f segments/s  %6.0f GFLOP/s  %5.1f %% of sgemm peak  wait %4.1f %% (BN statistics %4.1f %%)  %5.0f MB/rank",
                          name as NSString, r.segmentsPerSecond, r.gflopPerSecond, 100 * r.gflopPerSecond / r.sgemmPeakGflops,
                          100 * r.communicationWaitFraction, 100 * r.statisticsWaitFraction, r.peakResidentMB))
         }
-        line("1 rank × 1 thread", single)
-        line("1 rank × \(n) threads", threaded)
-        line("\(n) ranks × 1 thread", parallel)
-        print(String(format: "scaling: %d ranks × 1 thread = %.2f× one rank × 1 thread (efficiency %.0f %%); 1 rank × %d threads = %.2f×",
-                     n, parallel.segmentsPerSecond / single.segmentsPerSecond, 100 * parallel.segmentsPerSecond / single.segmentsPerSecond / Double(n),
-                     n, threaded.segmentsPerSecond / single.segmentsPerSecond))
+        // (parallel, threaded) scaling against one rank × one thread, per round.
+        var ratios: [(parallel: Double, threaded: Double)] = []
+        for round in 1...rounds {
+            let single = try runJob(1, threads: 1)
+            let threaded = try runJob(1, threads: n)
+            let parallel = try runJob(n, threads: 1)
+            if rounds > 1 { print("round \(round):") }
+            line("1 rank × 1 thread", single)
+            line("1 rank × \(n) threads", threaded)
+            line("\(n) ranks × 1 thread", parallel)
+            ratios.append((parallel.segmentsPerSecond / single.segmentsPerSecond, threaded.segmentsPerSecond / single.segmentsPerSecond))
+        }
+        func median(_ v: [Double]) -> Double {
+            let s = v.sorted()
+            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+        let p = ratios.map(\.parallel), t = ratios.map(\.threaded)
+        let spread = rounds > 1 ? String(format: " (rounds %.2f–%.2f×)", p.min()!, p.max()!) : ""
+        print(String(format: "scaling: %d ranks × 1 thread = %.2f× one rank × 1 thread (efficiency %.0f %%)%@; 1 rank × %d threads = %.2f×",
+                     n, median(p), 100 * median(p) / Double(n), spread as NSString, n, median(t)))
     }
 }

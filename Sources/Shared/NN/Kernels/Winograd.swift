@@ -242,13 +242,36 @@ func winogradTail<S: Real>(_ workspace: UnsafeMutablePointer<S>, _ g: ConvGeomet
     return (zeros - winogradPositions(m) * g.cin * g.cout, zeros)
 }
 
+/// Elements of a kernel transform U: (m+2)² positions × Cin × Cout.
+public func winogradKernelCount(_ g: ConvGeometry, tile: Int? = nil) -> Int {
+    winogradPositions(resolvedTile(tile, g)) * g.cin * g.cout
+}
+
+/// The kernel transform that `winogradForward(transformed:)` (`rotate` false) or
+/// `winogradBackwardData(transformed:)` (`rotate` true) multiplies by. It depends only on the
+/// weights, so a pass computes it once per layer and every chunk and slice reuses it: recomputing
+/// it per call wrote conv4_2's 38 MB again for every chunk.
+public func winogradTransformKernel<S: Real>(_ w: UnsafePointer<S>, into u: UnsafeMutablePointer<S>, _ g: ConvGeometry, rotate: Bool,
+                                             tile: Int? = nil) {
+    winogradKernelTransform(w, u, cin: g.cin, cout: g.cout, rotate: rotate, tile: resolvedTile(tile, g))
+}
+
 /// 3×3 stride-1 SAME convolution forward by Winograd. w: (3, 3, Cin, Cout). `tile` (2 or 4)
 /// overrides the shape's default output tile; the workspace must be sized for the same tile.
 public func winogradForward<S: Real>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S>, _ bias: UnsafePointer<S>?, _ y: UnsafeMutablePointer<S>,
                                      batch: Int, _ g: ConvGeometry, relu: Bool, workspace: UnsafeMutablePointer<S>, tile: Int? = nil) {
     let m = resolvedTile(tile, g)
-    let (u, zeros) = winogradTail(workspace, g, batch: batch, tile: m)
+    let (u, _) = winogradTail(workspace, g, batch: batch, tile: m)
     winogradKernelTransform(w, u, cin: g.cin, cout: g.cout, rotate: false, tile: m)
+    winogradForward(x, transformed: u, bias, y, batch: batch, g, relu: relu, workspace: workspace, tile: m)
+}
+
+/// The forward with the kernel already transformed (`winogradTransformKernel`, rotate false).
+public func winogradForward<S: Real>(_ x: UnsafePointer<S>, transformed u: UnsafePointer<S>, _ bias: UnsafePointer<S>?,
+                                     _ y: UnsafeMutablePointer<S>, batch: Int, _ g: ConvGeometry, relu: Bool,
+                                     workspace: UnsafeMutablePointer<S>, tile: Int? = nil) {
+    let m = resolvedTile(tile, g)
+    let (_, zeros) = winogradTail(workspace, g, batch: batch, tile: m)
     winogradConvolve(x, u, bias, y, batch: batch, h: g.h, w: g.w, cin: g.cin, cout: g.cout, relu: relu, tile: m, transposed: false,
                      workspace: workspace, zeros: zeros)
 }
@@ -257,8 +280,16 @@ public func winogradForward<S: Real>(_ x: UnsafePointer<S>, _ w: UnsafePointer<S
 public func winogradBackwardData<S: Real>(_ dy: UnsafePointer<S>, _ w: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
                                           batch: Int, _ g: ConvGeometry, workspace: UnsafeMutablePointer<S>, tile: Int? = nil) {
     let m = resolvedTile(tile, g)
-    let (u, zeros) = winogradTail(workspace, g, batch: batch, tile: m)
+    let (u, _) = winogradTail(workspace, g, batch: batch, tile: m)
     winogradKernelTransform(w, u, cin: g.cin, cout: g.cout, rotate: true, tile: m)
+    winogradBackwardData(dy, transformed: u, dx, batch: batch, g, workspace: workspace, tile: m)
+}
+
+/// The input gradient with the kernel already transformed (`winogradTransformKernel`, rotate true).
+public func winogradBackwardData<S: Real>(_ dy: UnsafePointer<S>, transformed u: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>,
+                                          batch: Int, _ g: ConvGeometry, workspace: UnsafeMutablePointer<S>, tile: Int? = nil) {
+    let m = resolvedTile(tile, g)
+    let (_, zeros) = winogradTail(workspace, g, batch: batch, tile: m)
     winogradConvolve(dy, u, nil, dx, batch: batch, h: g.h, w: g.w, cin: g.cout, cout: g.cin, relu: false, tile: m, transposed: true,
                      workspace: workspace, zeros: zeros)
 }

@@ -235,12 +235,15 @@ public final class Network<S: Real> {
         func conv(_ l: ConvLayer, _ input: UnsafePointer<S>, _ key: String) -> Step {
             let out = arena.get(key, batch * l.g.outSize)
             let k = params.value(l.kernel), b = params.value(l.bias), g = l.g, wino = useWinograd(l.g)
+            let u = wino ? kernelTransform(l) : nil
+            var transformed = false
             return (out, g.outPositions, { ranges in
                 self.timed("fwd " + l.name) {
+                    if let u, !transformed { winogradTransformKernel(k, into: u, g, rotate: false); transformed = true }
                     self.perRange(ranges) { r, ws in
                         let xi = input + r.lowerBound * g.inSize, yo = out + r.lowerBound * g.outSize
-                        if wino {
-                            winogradForward(xi, k, b, yo, batch: r.count, g, relu: true, workspace: ws)
+                        if let u {
+                            winogradForward(xi, transformed: u, b, yo, batch: r.count, g, relu: true, workspace: ws)
                         } else {
                             convForward(xi, k, b, yo, batch: r.count, g, relu: true, workspace: ws)
                         }
@@ -331,6 +334,16 @@ public final class Network<S: Real> {
     }
 
     func useWinograd(_ g: ConvGeometry) -> Bool { winograd && winogradApplies(g) }
+
+    /// A Winograd layer's kernel transform for this pass, shared by all its chunks and slices: the
+    /// forward's, then in the backward pass the rotated one for the input gradient.
+    /// Layers that run slice by slice interleave, so each keeps its own; the others (conv4: 57 MB
+    /// between them) run one after another and share one buffer.
+    func kernelTransform(_ l: ConvLayer) -> UnsafeMutablePointer<S> {
+        if l.g.outPositions >= Network.slicedPositions { return arena.get("winograd U:" + l.name, winogradKernelCount(l.g)) }
+        let shared = (vggish?.convs ?? []).filter { useWinograd($0.g) && $0.g.outPositions < Network.slicedPositions }
+        return arena.get("winograd U", shared.map { winogradKernelCount($0.g) }.max() ?? 1)
+    }
 
     /// Workspace elements one thread needs for a chunk of `batch` samples.
     private func workspaceCount(_ batch: Int) -> Int {
@@ -540,11 +553,13 @@ public final class Network<S: Real> {
                 }
                 guard let into else { return }
                 timed("bwdX " + l.name) {
+                    let u = wino ? kernelTransform(l) : nil
+                    if let u { winogradTransformKernel(k, into: u, g, rotate: true) }
                     perChunk { r, ws in
                         let o = r.lowerBound, n = r.count
                         let target = (accumulate ? g2 : into) + o * g.inSize
-                        if wino {
-                            winogradBackwardData(dy + o * g.outSize, k, target, batch: n, g, workspace: ws)
+                        if let u {
+                            winogradBackwardData(dy + o * g.outSize, transformed: u, target, batch: n, g, workspace: ws)
                         } else {
                             convBackwardData(dy + o * g.outSize, k, target, batch: n, g, workspace: ws)
                         }
