@@ -54,7 +54,7 @@ final class BenchCommandTests: XCTestCase {
     }
 
     /// The wait a data-parallel step reports counts the batch-norm collectives (every YAMNet
-    /// batch norm meets the other ranks three times a step), not only the gradient exchange.
+    /// batch norm meets the other ranks twice a step), not only the gradient exchange.
     func testWaitIncludesBatchNormStatistics() throws {
         guard Command.which("mpirun") != nil else { throw XCTSkip("mpirun is not installed") }
         let r = try Command.mpirun(2, ["bench", "train", "--json", "--width", "0.125", "--batch", "16", "--steps", "2", "--warmup", "1", "--threads", "1"])

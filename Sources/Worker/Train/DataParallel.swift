@@ -11,8 +11,8 @@ public final class MPIStatistics: StatisticsSync {
     let world: Communicator
     let deterministic: Bool
     /// Seconds spent waiting for the collectives to complete (for the slowest rank, mostly), in
-    /// total: each batch-norm layer of a training step meets the other ranks three times (mean and
-    /// centred squares forward, the two gradient sums backward). Work run meanwhile is not counted.
+    /// total: each batch-norm layer of a training step meets the other ranks twice (the sums of x and
+    /// x² forward, the two gradient sums backward). Work run meanwhile is not counted.
     public private(set) var waitSeconds = 0.0
     /// Every rank's local batch (deterministic mode gathers rows of these sizes without first
     /// exchanging them); nil: asked for with a blocking exchange.

@@ -101,6 +101,27 @@ final class LayerGradientTests: XCTestCase {
 
     // MARK: - Batch norm
 
+    /// One pass of sums and squares in Double gives float32's mean and variance even where the mean
+    /// dwarfs the spread (the case that breaks E[x²] − E[x]² in float32).
+    func testOnePassMomentsMatchTheTwoPassOnes() {
+        var rng = SeededGenerator(seed: 11)
+        let batch = 4, positions = 500, c = 3
+        let shift: [Float] = [0, 300, -1_000], spread: [Float] = [1, 0.5, 2]
+        var x = [Float](repeating: 0, count: batch * positions * c)
+        for i in x.indices { x[i] = shift[i % c] + spread[i % c] * Float(Double.random(in: -1...1, using: &rng)) }
+        var rows = [Double](repeating: 0, count: batch * 2 * c)
+        bnSampleSumsAndSquares(x, batch: batch, positions: positions, channels: c, &rows)
+        let n = Double(batch * positions)
+        let (mean, variance) = bnMoments(LocalStatistics.columnSums(rows, localBatch: batch, width: 2 * c), channels: c, count: n)
+        for ch in 0..<c {
+            let values = stride(from: ch, to: x.count, by: c).map { Double(x[$0]) }
+            let m = values.reduce(0, +) / n
+            let v = values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / n
+            XCTAssertEqual(mean[ch], m, accuracy: 1e-9 * max(1, abs(m)), "channel \(ch)")
+            XCTAssertEqual(variance[ch], v, accuracy: 1e-7 * v, "channel \(ch)")
+        }
+    }
+
     /// Training-mode batch norm over the batch (the gradient flows through mean and variance),
     /// with and without a scale term, followed by ReLU as in YAMNet.
     func testBatchNormTrainingMode() {
@@ -109,13 +130,11 @@ final class LayerGradientTests: XCTestCase {
             var inputs = ["x": randn(batch * positions * c, scale: 2), "beta": randn(c, scale: 0.3)]
             if withGamma { inputs["gamma"] = randn(c).map { 1 + 0.3 * $0 } }
             func stats(_ x: [Double]) -> (mean: [Double], istd: [Double]) {
-                var rows = [Double](repeating: 0, count: batch * c)
-                bnSampleSums(x, batch: batch, positions: positions, channels: c, &rows)
-                let n = Double(batch * positions)
-                let mean = (0..<c).map { ch in (0..<batch).reduce(0) { $0 + rows[$1 * c + ch] } / n }
-                bnSampleCenteredSquares(x, mean, batch: batch, positions: positions, channels: c, &rows)
-                let istd = (0..<c).map { ch in 1 / ((0..<batch).reduce(0) { $0 + rows[$1 * c + ch] } / n + eps).squareRoot() }
-                return (mean, istd)
+                var rows = [Double](repeating: 0, count: batch * 2 * c)
+                bnSampleSumsAndSquares(x, batch: batch, positions: positions, channels: c, &rows)
+                let sums = LocalStatistics.columnSums(rows, localBatch: batch, width: 2 * c)
+                let (mean, variance) = bnMoments(sums, channels: c, count: Double(batch * positions))
+                return (mean, variance.map { 1 / ($0 + eps).squareRoot() })
             }
             func fwd(_ v: [String: [Double]]) -> [Double] {
                 let (mean, istd) = stats(v["x"]!)

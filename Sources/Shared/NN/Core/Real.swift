@@ -34,9 +34,7 @@ public protocol Real: BinaryFloatingPoint, MPIScalar, Sendable where Self.RawSig
     static func maxPool2ReluBack(_ dy: UnsafePointer<Self>, _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>,
                                  _ h: Int, _ w: Int, _ c: Int, _ relu: Bool)
     // The batch-normalisation passes of CKernels (batchnorm.inc).
-    static func bnSums(_ x: UnsafePointer<Self>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>)
-    static func bnCenteredSquares(_ x: UnsafePointer<Self>, _ mean: UnsafePointer<Double>, _ positions: Int, _ channels: Int,
-                                  _ out: UnsafeMutablePointer<Double>)
+    static func bnSumsAndSquares(_ x: UnsafePointer<Self>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>)
     static func bnApply(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, _ mean: UnsafePointer<Self>, _ istd: UnsafePointer<Self>,
                         _ gamma: UnsafePointer<Self>?, _ beta: UnsafePointer<Self>, _ rows: Int, _ channels: Int, _ relu: Bool)
     static func bnBackwardSums(_ dy: UnsafeMutablePointer<Self>, _ y: UnsafePointer<Self>?, _ x: UnsafePointer<Self>, _ mean: UnsafePointer<Self>,
@@ -98,12 +96,8 @@ extension Float: Real {
                                                           _ dx: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ c: Int, _ relu: Bool) {
         ser_maxpool2_relu_backward_f32(dy, x, y, dx, h, w, c, relu ? 1 : 0)
     }
-    @inline(__always) public static func bnSums(_ x: UnsafePointer<Float>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>) {
-        ser_bn_sums_f32(x, positions, channels, out)
-    }
-    @inline(__always) public static func bnCenteredSquares(_ x: UnsafePointer<Float>, _ mean: UnsafePointer<Double>, _ positions: Int, _ channels: Int,
-                                                           _ out: UnsafeMutablePointer<Double>) {
-        ser_bn_centered_squares_f32(x, mean, positions, channels, out)
+    @inline(__always) public static func bnSumsAndSquares(_ x: UnsafePointer<Float>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>) {
+        ser_bn_sums_squares_f32(x, positions, channels, out)
     }
     @inline(__always) public static func bnApply(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ mean: UnsafePointer<Float>,
                                                  _ istd: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>,
@@ -171,12 +165,8 @@ extension Double: Real {
                                                           _ dx: UnsafeMutablePointer<Double>, _ h: Int, _ w: Int, _ c: Int, _ relu: Bool) {
         ser_maxpool2_relu_backward_f64(dy, x, y, dx, h, w, c, relu ? 1 : 0)
     }
-    @inline(__always) public static func bnSums(_ x: UnsafePointer<Double>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>) {
-        ser_bn_sums_f64(x, positions, channels, out)
-    }
-    @inline(__always) public static func bnCenteredSquares(_ x: UnsafePointer<Double>, _ mean: UnsafePointer<Double>, _ positions: Int, _ channels: Int,
-                                                           _ out: UnsafeMutablePointer<Double>) {
-        ser_bn_centered_squares_f64(x, mean, positions, channels, out)
+    @inline(__always) public static func bnSumsAndSquares(_ x: UnsafePointer<Double>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>) {
+        ser_bn_sums_squares_f64(x, positions, channels, out)
     }
     @inline(__always) public static func bnApply(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ mean: UnsafePointer<Double>,
                                                  _ istd: UnsafePointer<Double>, _ gamma: UnsafePointer<Double>?, _ beta: UnsafePointer<Double>,

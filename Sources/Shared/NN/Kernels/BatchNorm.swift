@@ -3,27 +3,27 @@ import Foundation
 // Batch normalisation over NHWC activations, per channel.
 //
 // Training mode normalises with the statistics of the *global* batch (all ranks): every rank
-// computes per-sample partial sums (in Double), the sums are combined by a `StatisticsSync` in an
+// computes per-sample partial sums of x and x² (in Double, one pass), the sums are combined by a `StatisticsSync` in an
 // order that does not depend on how samples are spread over ranks, and every rank then normalises
 // with identical numbers. This is what makes N ranks reproduce one rank bit for bit, and it is also
 // what the paper's single-machine batch of 128 computed. The loops themselves are C
 // (batchnorm.inc), where they vectorise (the Swift ones, with their float→double sums, did not
 // reliably, and were an eighth of a bf16 training step).
 
-/// out[b, c] = Σ_p x[b, p, c] for each sample b (Double accumulation).
-public func bnSampleSums<S: Real>(_ x: UnsafePointer<S>, batch: Int, positions: Int, channels: Int,
-                           _ out: UnsafeMutablePointer<Double>) {
+/// out[b, 0..<C] = Σ_p x[b, p, c], out[b, C..<2C] = Σ_p x[b, p, c]² for each sample b (Double):
+/// the rows from which `bnMoments` takes mean and variance.
+public func bnSampleSumsAndSquares<S: Real>(_ x: UnsafePointer<S>, batch: Int, positions: Int, channels: Int,
+                                     _ out: UnsafeMutablePointer<Double>) {
     ComputeThreads.parallelFor(batch) { b in
-        S.bnSums(x + b * positions * channels, positions, channels, out + b * channels)
+        S.bnSumsAndSquares(x + b * positions * channels, positions, channels, out + b * 2 * channels)
     }
 }
 
-/// out[b, c] = Σ_p (x[b, p, c] − mean[c])² for each sample b (the two-pass variance).
-public func bnSampleCenteredSquares<S: Real>(_ x: UnsafePointer<S>, _ mean: UnsafePointer<Double>, batch: Int,
-                                      positions: Int, channels: Int, _ out: UnsafeMutablePointer<Double>) {
-    ComputeThreads.parallelFor(batch) { b in
-        S.bnCenteredSquares(x + b * positions * channels, mean, positions, channels, out + b * channels)
-    }
+/// Mean and (biased) variance per channel from the global column sums of `bnSampleSumsAndSquares`
+/// rows over `count` values.
+public func bnMoments(_ sums: [Double], channels c: Int, count: Double) -> (mean: [Double], variance: [Double]) {
+    let mean = (0..<c).map { sums[$0] / count }
+    return (mean, (0..<c).map { max(0, sums[c + $0] / count - mean[$0] * mean[$0]) })
 }
 
 /// y = (x − mean)·invStd·gamma + beta, optionally followed by ReLU. gamma nil means 1 (YAMNet).

@@ -59,16 +59,9 @@ public enum Kernels {
 
     @_specialize(exported: true, where S == Float)
     @_specialize(exported: true, where S == Double)
-    public static func bnSampleSums<S: Real>(_ x: UnsafePointer<S>, batch: Int, positions: Int, channels: Int,
-                                             _ out: UnsafeMutablePointer<Double>) {
-        Shared.bnSampleSums(x, batch: batch, positions: positions, channels: channels, out)
-    }
-
-    @_specialize(exported: true, where S == Float)
-    @_specialize(exported: true, where S == Double)
-    public static func bnSampleCenteredSquares<S: Real>(_ x: UnsafePointer<S>, _ mean: UnsafePointer<Double>, batch: Int,
-                                                        positions: Int, channels: Int, _ out: UnsafeMutablePointer<Double>) {
-        Shared.bnSampleCenteredSquares(x, mean, batch: batch, positions: positions, channels: channels, out)
+    public static func bnSampleSumsAndSquares<S: Real>(_ x: UnsafePointer<S>, batch: Int, positions: Int, channels: Int,
+                                                        _ out: UnsafeMutablePointer<Double>) {
+        Shared.bnSampleSumsAndSquares(x, batch: batch, positions: positions, channels: channels, out)
     }
 
     @_specialize(exported: true, where S == Float)

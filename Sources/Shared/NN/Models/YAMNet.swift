@@ -153,24 +153,20 @@ extension YAMNetTrunk {
                 istd[ch] = S(1 / (Double(mv[ch]) + eps).squareRoot())
             }
         case .batch:
-            let rows = arena.doubles(l.key + "rows", batch * c)
-            let count = Double(ctx.statisticsBatch * positions)
-            ctx.perChunk { r, _ in bnSampleSums(h + r.lowerBound * size, batch: r.count, positions: positions, channels: c, rows + r.lowerBound * c) }
-            let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: c) { arrived in ctx.overlap?.run(until: arrived) }
-            let meanD = arena.doubles(l.key + "meanD", c)
-            for ch in 0..<c { meanD[ch] = sums[ch] / count }
+            let rows = arena.doubles(l.key + "rows", batch * 2 * c)
             ctx.perChunk { r, _ in
-                bnSampleCenteredSquares(h + r.lowerBound * size, meanD, batch: r.count, positions: positions, channels: c, rows + r.lowerBound * c)
+                bnSampleSumsAndSquares(h + r.lowerBound * size, batch: r.count, positions: positions, channels: c, rows + r.lowerBound * 2 * c)
             }
-            let sq = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: c) { arrived in ctx.overlap?.run(until: arrived) }
+            let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c) { arrived in ctx.overlap?.run(until: arrived) }
+            let moments = bnMoments(sums, channels: c, count: Double(ctx.statisticsBatch * positions))
             let mm = params.value(l.bn.movingMean), mv = params.value(l.bn.movingVariance)
             let m = ctx.config.bnMomentum
             for ch in 0..<c {
-                let variance = sq[ch] / count
-                mean[ch] = S(meanD[ch])
+                let (meanD, variance) = (moments.mean[ch], moments.variance[ch])
+                mean[ch] = S(meanD)
                 istd[ch] = S(1 / (variance + eps).squareRoot())
                 if update {
-                    mm[ch] = S(m * Double(mm[ch]) + (1 - m) * meanD[ch])
+                    mm[ch] = S(m * Double(mm[ch]) + (1 - m) * meanD)
                     mv[ch] = S(m * Double(mv[ch]) + (1 - m) * variance)
                 }
             }

@@ -224,21 +224,17 @@ public final class ResNetSEModel<S: Real> {
                 istd[ch] = S(1 / (Double(mv[ch]) + eps).squareRoot())
             }
         case .batch:
-            let rows = arena.doubles(l.key + "rows", batch * c)
-            let count = Double((globalBatchOverride ?? batch) * positions)
-            Kernels.bnSampleSums(h, batch: batch, positions: positions, channels: c, rows)
-            let sums = statistics.globalColumnSums(rows, localBatch: batch, width: c)
-            let meanD = arena.doubles(l.key + "meanD", c)
-            for ch in 0..<c { meanD[ch] = sums[ch] / count }
-            Kernels.bnSampleCenteredSquares(h, meanD, batch: batch, positions: positions, channels: c, rows)
-            let sq = statistics.globalColumnSums(rows, localBatch: batch, width: c)
+            let rows = arena.doubles(l.key + "rows", batch * 2 * c)
+            Kernels.bnSampleSumsAndSquares(h, batch: batch, positions: positions, channels: c, rows)
+            let sums = statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c)
+            let moments = bnMoments(sums, channels: c, count: Double((globalBatchOverride ?? batch) * positions))
             let m = settings.bnMomentum
             for ch in 0..<c {
-                let variance = sq[ch] / count
-                mean[ch] = S(meanD[ch])
+                let (meanD, variance) = (moments.mean[ch], moments.variance[ch])
+                mean[ch] = S(meanD)
                 istd[ch] = S(1 / (variance + eps).squareRoot())
                 if update {
-                    mm[ch] = S(m * Double(mm[ch]) + (1 - m) * meanD[ch])
+                    mm[ch] = S(m * Double(mm[ch]) + (1 - m) * meanD)
                     mv[ch] = S(m * Double(mv[ch]) + (1 - m) * variance)
                 }
             }

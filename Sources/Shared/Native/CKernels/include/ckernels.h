@@ -45,9 +45,7 @@ SER_DIRECT_DECLARE(double, f64)
 #undef SER_DIRECT_DECLARE
 
 #define SER_BN_DECLARE(T, S)                                                                        \
-    void ser_bn_sums_##S(const T *x, long positions, long channels, double *out);                   \
-    void ser_bn_centered_squares_##S(const T *x, const double *mean, long positions, long channels, \
-                                     double *out);                                                  \
+    void ser_bn_sums_squares_##S(const T *x, long positions, long channels, double *out);           \
     void ser_bn_apply_##S(const T *x, T *y, const T *mean, const T *istd, const T *gamma,          \
                           const T *beta, long rows, long channels, int relu);                       \
     void ser_bn_backward_sums_##S(T *dy, const T *y, const T *x, const T *mean, const T *istd,     \
