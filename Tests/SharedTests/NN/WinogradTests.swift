@@ -32,9 +32,10 @@ final class WinogradTests: XCTestCase {
 
     func testMatchesDirectConvolution() {
         // Shapes of VGGish's layers (small batches), non-square channel counts that are not
-        // multiples of the C kernels' channel block, and multi-block cases.
+        // multiples of the C kernels' channel block, and several blocks of tiles (the last: 270
+        // tiles at F(4×4) in two blocks of 135, 1080 at F(2×2) in four of 270).
         let cases = [(8, 6, 8, 5, 3), (48, 32, 16, 24, 2), (12, 8, 64, 32, 5), (6, 4, 32, 48, 40), (8, 8, 40, 37, 30),
-                     (24, 16, 33, 70, 3)]
+                     (24, 16, 33, 70, 3), (12, 8, 256, 200, 45)]
         for (h, w, cin, cout, batch) in cases {
             for tile in [2, 4] where h % tile == 0 && w % tile == 0 {
                 for (k, e) in compare(Double.self, h: h, w: w, cin: cin, cout: cout, batch: batch, tile: tile) {

@@ -51,6 +51,15 @@ func winogradBlockTiles(_ g: ConvGeometry, totalTiles: Int, tile m: Int) -> Int 
     return min(totalTiles, max(256, (8 << 20) / perTile))
 }
 
+/// The block size a pass uses: the same number of blocks as `winogradBlockTiles` gives, made
+/// equal, so that no GEMM runs on a ragged remainder (a rank's 64 samples of conv4 are 384
+/// tiles: two blocks of 192, not 256 and 128). Never larger than the workspace's blocks.
+func winogradEvenBlockTiles(_ g: ConvGeometry, totalTiles: Int, tile m: Int) -> Int {
+    let most = winogradBlockTiles(g, totalTiles: totalTiles, tile: m)
+    let blocks = (totalTiles + most - 1) / max(1, most)
+    return (totalTiles + blocks - 1) / max(1, blocks)
+}
+
 /// Workspace elements for the transforms of one block (V, M and U).
 public func winogradWorkspaceCount(_ g: ConvGeometry, batch: Int, tile: Int? = nil) -> Int {
     let m = resolvedTile(tile, g), p = winogradPositions(m)
@@ -218,7 +227,7 @@ func winogradConvolve<S: Real>(_ x: UnsafePointer<S>, _ u: UnsafePointer<S>, _ b
                                workspace: UnsafeMutablePointer<S>, zeros: UnsafePointer<S>) {
     let g = ConvGeometry(h: h, w: w, cin: cin, cout: cout, kh: 3, kw: 3, stride: 1)
     let tiles = batch * (h / m) * (w / m), p = winogradPositions(m)
-    let blockTiles = winogradBlockTiles(g, totalTiles: tiles, tile: m)
+    let blockTiles = winogradEvenBlockTiles(g, totalTiles: tiles, tile: m)
     let v = workspace, mm = workspace + p * blockTiles * cin
     var t0 = 0
     while t0 < tiles {
@@ -301,7 +310,7 @@ public func winogradBackwardWeights<S: Real>(_ x: UnsafePointer<S>, _ dy: Unsafe
     let (cin, cout, h, w) = (g.cin, g.cout, g.h, g.w)
     let m = resolvedTile(tile, g), p = winogradPositions(m)
     let tiles = batch * (h / m) * (w / m)
-    let blockTiles = winogradBlockTiles(g, totalTiles: tiles, tile: m)
+    let blockTiles = winogradEvenBlockTiles(g, totalTiles: tiles, tile: m)
     let v = workspace, z = workspace + p * blockTiles * cin
     let (acc, zeros) = winogradTail(workspace, g, batch: batch, tile: m)   // acc: Ŵ[p][ci][co]
     var t0 = 0
