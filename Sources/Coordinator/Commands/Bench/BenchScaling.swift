@@ -19,12 +19,6 @@ struct BenchScaling: ParsableCommand {
     @Option(help: "Rounds of the three configurations, run one after another; the scaling reported is the median round's. A shared VM's speed drifts over minutes, and a round's runs are minutes apart at most.")
     var rounds: Int = 1
 
-    func validate() throws {
-        if steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
-        if rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
-        if let ranks, ranks < 2 { throw ValidationError("--ranks must be at least 2 for a data-parallel configuration (got \(ranks))") }
-    }
-
     @Option(help: "Channel multiplier (1 = fusion-v1 as published).")
     var width: Double = 1
 
@@ -33,6 +27,12 @@ struct BenchScaling: ParsableCommand {
 
     @Option(help: "Matrix products in fp32 or bf16 (see ser bench train).")
     var precision: String = "fp32"
+
+    func validate() throws {
+        if steps < 1 { throw ValidationError("--steps must be at least 1 (got \(steps))") }
+        if rounds < 1 { throw ValidationError("--rounds must be at least 1 (got \(rounds))") }
+        if let ranks, ranks < 2 { throw ValidationError("--ranks must be at least 2 for a data-parallel configuration (got \(ranks))") }
+    }
 
     func run() throws {
         let cores = CPUInfo.usableCores

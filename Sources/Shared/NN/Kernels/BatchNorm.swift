@@ -3,8 +3,8 @@ import Foundation
 // Batch normalisation over NHWC activations, per channel.
 //
 // Training mode normalises with the statistics of the *global* batch (all ranks): every rank
-// computes per-sample partial sums of x and x² (in Double, one pass), the sums are combined by a `StatisticsSync` in an
-// order that does not depend on how samples are spread over ranks, and every rank then normalises
+// computes per-sample partial sums of x and x² (in Double, one pass), the sums are combined by a
+// `StatisticsSync` in an order that does not depend on how samples are spread over ranks, and every rank then normalises
 // with identical numbers. This is what makes N ranks reproduce one rank bit for bit, and it is also
 // what the paper's single-machine batch of 128 computed. The loops themselves are C
 // (batchnorm.inc), where they vectorise (the Swift ones, with their float→double sums, did not
