@@ -27,10 +27,7 @@ public final class MPIStatistics: StatisticsSync {
     public var crossesProcesses: Bool { world.size > 1 }
 
     public func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int, meanwhile: (_ arrived: () -> Bool) -> Void) -> [Double] {
-        if world.size == 1 {
-            meanwhile { true }
-            return LocalStatistics.columnSums(rows, localBatch: localBatch, width: width)
-        }
+        if world.size == 1 { return LocalStatistics().globalColumnSums(rows, localBatch: localBatch, width: width, meanwhile: meanwhile) }
         if !deterministic && world.size > MPIStatistics.pointToPointRanks {
             var sums = LocalStatistics.columnSums(rows, localBatch: localBatch, width: width)
             sums.withUnsafeMutableBufferPointer { buffer in

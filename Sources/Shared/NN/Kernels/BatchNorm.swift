@@ -26,6 +26,23 @@ public func bnMoments(_ sums: [Double], channels c: Int, count: Double) -> (mean
     return (mean, (0..<c).map { max(0, sums[c + $0] / count - mean[$0] * mean[$0]) })
 }
 
+/// Training mode's statistics from those column sums: the mean and 1/σ to normalise with, and with
+/// `update` the moving statistics moved towards the batch's (moving ← m·moving + (1 − m)·batch).
+public func bnTakeBatchStatistics<S: Real>(_ sums: [Double], channels c: Int, count: Double, epsilon: Double, momentum m: Double,
+                                           update: Bool, mean: UnsafeMutablePointer<S>, invStd: UnsafeMutablePointer<S>,
+                                           movingMean: UnsafeMutablePointer<S>, movingVariance: UnsafeMutablePointer<S>) {
+    let moments = bnMoments(sums, channels: c, count: count)
+    for ch in 0..<c {
+        let (mu, variance) = (moments.mean[ch], moments.variance[ch])
+        mean[ch] = S(mu)
+        invStd[ch] = S(1 / (variance + epsilon).squareRoot())
+        if update {
+            movingMean[ch] = S(m * Double(movingMean[ch]) + (1 - m) * mu)
+            movingVariance[ch] = S(m * Double(movingVariance[ch]) + (1 - m) * variance)
+        }
+    }
+}
+
 /// y = (x − mean)·invStd·gamma + beta, optionally followed by ReLU. gamma nil means 1 (YAMNet).
 public func bnApply<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, mean: UnsafePointer<S>, invStd: UnsafePointer<S>,
                       gamma: UnsafePointer<S>?, beta: UnsafePointer<S>, rows: Int, channels: Int, relu: Bool) {

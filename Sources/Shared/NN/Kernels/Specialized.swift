@@ -66,6 +66,15 @@ public enum Kernels {
 
     @_specialize(exported: true, where S == Float)
     @_specialize(exported: true, where S == Double)
+    public static func bnTakeBatchStatistics<S: Real>(_ sums: [Double], channels: Int, count: Double, epsilon: Double, momentum: Double,
+                                                       update: Bool, mean: UnsafeMutablePointer<S>, invStd: UnsafeMutablePointer<S>,
+                                                       movingMean: UnsafeMutablePointer<S>, movingVariance: UnsafeMutablePointer<S>) {
+        Shared.bnTakeBatchStatistics(sums, channels: channels, count: count, epsilon: epsilon, momentum: momentum, update: update,
+                                     mean: mean, invStd: invStd, movingMean: movingMean, movingVariance: movingVariance)
+    }
+
+    @_specialize(exported: true, where S == Float)
+    @_specialize(exported: true, where S == Double)
     public static func bnApply<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, mean: UnsafePointer<S>, invStd: UnsafePointer<S>,
                                         gamma: UnsafePointer<S>?, beta: UnsafePointer<S>, rows: Int, channels: Int, relu: Bool) {
         Shared.bnApply(x, y, mean: mean, invStd: invStd, gamma: gamma, beta: beta, rows: rows, channels: channels, relu: relu)

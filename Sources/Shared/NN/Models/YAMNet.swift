@@ -158,18 +158,9 @@ extension YAMNetTrunk {
                 bnSampleSumsAndSquares(h + r.lowerBound * size, batch: r.count, positions: positions, channels: c, rows + r.lowerBound * 2 * c)
             }
             let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c) { arrived in ctx.overlap?.run(until: arrived) }
-            let moments = bnMoments(sums, channels: c, count: Double(ctx.statisticsBatch * positions))
-            let mm = params.value(l.bn.movingMean), mv = params.value(l.bn.movingVariance)
-            let m = ctx.config.bnMomentum
-            for ch in 0..<c {
-                let (meanD, variance) = (moments.mean[ch], moments.variance[ch])
-                mean[ch] = S(meanD)
-                istd[ch] = S(1 / (variance + eps).squareRoot())
-                if update {
-                    mm[ch] = S(m * Double(mm[ch]) + (1 - m) * meanD)
-                    mv[ch] = S(m * Double(mv[ch]) + (1 - m) * variance)
-                }
-            }
+            bnTakeBatchStatistics(sums, channels: c, count: Double(ctx.statisticsBatch * positions), epsilon: eps,
+                                  momentum: ctx.config.bnMomentum, update: update, mean: mean, invStd: istd,
+                                  movingMean: params.value(l.bn.movingMean), movingVariance: params.value(l.bn.movingVariance))
         }
         let beta = params.value(l.bn.beta)
         ctx.perChunk { r, _ in

@@ -227,17 +227,9 @@ public final class ResNetSEModel<S: Real> {
             let rows = arena.doubles(l.key + "rows", batch * 2 * c)
             Kernels.bnSampleSumsAndSquares(h, batch: batch, positions: positions, channels: c, rows)
             let sums = statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c)
-            let moments = bnMoments(sums, channels: c, count: Double((globalBatchOverride ?? batch) * positions))
-            let m = settings.bnMomentum
-            for ch in 0..<c {
-                let (meanD, variance) = (moments.mean[ch], moments.variance[ch])
-                mean[ch] = S(meanD)
-                istd[ch] = S(1 / (variance + eps).squareRoot())
-                if update {
-                    mm[ch] = S(m * Double(mm[ch]) + (1 - m) * meanD)
-                    mv[ch] = S(m * Double(mv[ch]) + (1 - m) * variance)
-                }
-            }
+            Kernels.bnTakeBatchStatistics(sums, channels: c, count: Double((globalBatchOverride ?? batch) * positions), epsilon: eps,
+                                          momentum: settings.bnMomentum, update: update, mean: mean, invStd: istd,
+                                          movingMean: mm, movingVariance: mv)
         }
         let y = arena.get(l.key, batch * g.outSize)
         Kernels.bnApply(h, y, mean: mean, invStd: istd, gamma: params.value(l.gamma), beta: params.value(l.beta),
