@@ -31,9 +31,9 @@ let cpuFlags: [String] = []
 #endif
 let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"] + cpuFlags, .when(configuration: .release))]
 #if arch(x86_64)
-let cOptimized: [CSetting] = [.unsafeFlags(["-O3", "-march=\(march)"], .when(configuration: .release))]
+let cOptimized: [CSetting] = [.unsafeFlags(["-O3", "-march=\(march)", "-fno-math-errno"], .when(configuration: .release))]
 #else
-let cOptimized: [CSetting] = [.unsafeFlags(["-O3"], .when(configuration: .release))]
+let cOptimized: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"], .when(configuration: .release))]
 #endif
 
 let package = Package(
@@ -53,7 +53,7 @@ let package = Package(
         // The few kernels kept in C so that they vectorise for sure (Winograd F(4×4, 3×3) transforms,
         // memory-bound direct layers) or use AMX tiles (the bf16 matrix product).
         .target(name: "CKernels", path: "Sources/Shared/Native/CKernels",
-                exclude: ["winograd4.inc", "direct.inc", "batchnorm.inc"], cSettings: cOptimized),
+                exclude: ["winograd4.inc", "direct.inc", "batchnorm.inc", "adam.inc"], cSettings: cOptimized),
         .target(
             name: "Shared",
             dependencies: native.map { .target(name: $0.name) } + ["CKernels"],

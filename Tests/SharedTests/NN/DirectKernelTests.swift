@@ -46,15 +46,18 @@ final class DirectKernelTests: XCTestCase {
         XCTAssertLessThan(relativeError(dw.map(Double.init), dwRef), bound, "\(S.self) kernel gradient \(h)×\(w)→\(cout)")
     }
 
-    func testMaxPoolAndItsReluBackwardMatchLoops() {
+    func testMaxPoolAndItsReluBackwardFromIndicesMatchLoops() {
         let (batch, h, w, c) = (3, 6, 4, 19)
         var rng = SeededGenerator(seed: 5)
         // Ties on purpose (the first maximum in window order takes the gradient) and non-positive maxima.
         let x = (0..<batch * h * w * c).map { _ in Float((rng.normal() * 2).rounded()) }
         let dy = (0..<batch * h * w * c / 4).map { _ in Float(rng.normal()) }
         var y = [Float](repeating: 0, count: dy.count), dx = [Float](repeating: 9, count: x.count)
-        maxPool2Forward(x, &y, batch: batch, h: h, w: w, c: c)
-        maxPool2ReluBackward(dy, x, y, &dx, batch: batch, h: h, w: w, c: c, relu: true)
+        var plain = y, indices = [UInt8](repeating: 9, count: dy.count)
+        maxPool2Forward(x, &plain, batch: batch, h: h, w: w, c: c)
+        maxPool2Forward(x, &y, indices: &indices, batch: batch, h: h, w: w, c: c, relu: true)
+        maxPool2Backward(dy, indices: indices, &dx, batch: batch, h: h, w: w, c: c)
+        XCTAssertEqual(plain, y, "recording indices does not change the pool")
         var yRef = [Float](repeating: 0, count: y.count), dxRef = [Float](repeating: 0, count: x.count)
         for n in 0..<batch {
             for i in 0..<(h / 2) {

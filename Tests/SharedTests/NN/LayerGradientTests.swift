@@ -192,9 +192,7 @@ final class LayerGradientTests: XCTestCase {
             return y
         }
         check("max pool", inputs: inputs, forward: fwd) { v, r in
-            var dx = [Double](repeating: 0, count: batch * h * w * c)
-            maxPool2ReluBackward(r, v["x"]!, fwd(v), &dx, batch: batch, h: h, w: w, c: c, relu: false)
-            return ["x": dx]
+            ["x": maxPoolBackward(r, v["x"]!, batch: batch, h: h, w: w, c: c, relu: false)]
         }
     }
 
@@ -209,10 +207,17 @@ final class LayerGradientTests: XCTestCase {
             return y
         }
         check("ReLU + max pool", inputs: inputs, forward: fwd) { v, r in
-            var dx = [Double](repeating: 0, count: batch * h * w * c)
-            maxPool2ReluBackward(r, v["x"]!.map { max(0, $0) }, fwd(v), &dx, batch: batch, h: h, w: w, c: c, relu: true)
-            return ["x": dx]
+            ["x": maxPoolBackward(r, v["x"]!.map { max(0, $0) }, batch: batch, h: h, w: w, c: c, relu: true)]
         }
+    }
+
+    /// The pool's backward as training runs it: indices recorded by the forward pass, then used.
+    private func maxPoolBackward(_ dy: [Double], _ x: [Double], batch: Int, h: Int, w: Int, c: Int, relu: Bool) -> [Double] {
+        var y = [Double](repeating: 0, count: dy.count), indices = [UInt8](repeating: 9, count: dy.count)
+        var dx = [Double](repeating: 7, count: x.count)
+        maxPool2Forward(x, &y, indices: &indices, batch: batch, h: h, w: w, c: c, relu: relu)
+        maxPool2Backward(dy, indices: indices, &dx, batch: batch, h: h, w: w, c: c)
+        return dx
     }
 
     func testAveragePool() {

@@ -4,11 +4,12 @@ import Foundation
 /// training loop allocates only on its first batch.
 public final class Arena<S: Real> {
     private var buffers: [String: Buffer<S>] = [:]
-    private var doubles: [String: UnsafeMutableBufferPointer<Double>] = [:]
+    /// Buffers of other element types (batch-norm sums in double, max-pool indices in bytes).
+    private var others: [String: UnsafeMutableRawBufferPointer] = [:]
 
     public init() {}
 
-    deinit { for (_, d) in doubles { d.deallocate() } }
+    deinit { for (_, d) in others { d.deallocate() } }
 
     /// A buffer of at least `count` elements (contents undefined unless just created: zero).
     public func get(_ name: String, _ count: Int) -> UnsafeMutablePointer<S> {
@@ -26,17 +27,23 @@ public final class Arena<S: Real> {
 
     public func has(_ name: String) -> Bool { buffers[name] != nil }
 
-    public func doubles(_ name: String, _ count: Int) -> UnsafeMutablePointer<Double> {
-        if let d = doubles[name], d.count >= count { return d.baseAddress! }
-        doubles[name]?.deallocate()
-        let d = UnsafeMutableBufferPointer<Double>.allocate(capacity: max(1, count))
-        d.initialize(repeating: 0)
-        doubles[name] = d
-        return d.baseAddress!
+    public func doubles(_ name: String, _ count: Int) -> UnsafeMutablePointer<Double> { other(name, count, Double.self) }
+
+    public func indices(_ name: String, _ count: Int) -> UnsafeMutablePointer<UInt8> { other(name, count, UInt8.self) }
+
+    /// A zeroed buffer of at least `count` values of T under `name` (names are not shared across types).
+    private func other<T>(_ name: String, _ count: Int, _: T.Type) -> UnsafeMutablePointer<T> {
+        let size = max(1, count) * MemoryLayout<T>.stride
+        if let d = others[name], d.count >= size { return d.baseAddress!.assumingMemoryBound(to: T.self) }
+        others[name]?.deallocate()
+        let d = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
+        d.initializeMemory(as: UInt8.self, repeating: 0)
+        others[name] = d
+        return d.baseAddress!.bindMemory(to: T.self, capacity: max(1, count))
     }
 
     /// Bytes held (for the memory figures in benchmarks).
     public var bytes: Int {
-        buffers.values.reduce(0) { $0 + $1.count * MemoryLayout<S>.stride } + doubles.values.reduce(0) { $0 + $1.count * 8 }
+        buffers.values.reduce(0) { $0 + $1.count * MemoryLayout<S>.stride } + others.values.reduce(0) { $0 + $1.count }
     }
 }

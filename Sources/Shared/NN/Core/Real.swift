@@ -30,15 +30,19 @@ public protocol Real: BinaryFloatingPoint, MPIScalar, Sendable where Self.RawSig
     static func conv3x3C1Forward(_ x: UnsafePointer<Self>, _ k: UnsafePointer<Self>, _ bias: UnsafePointer<Self>?, _ y: UnsafeMutablePointer<Self>,
                                  _ h: Int, _ w: Int, _ cout: Int, _ relu: Bool)
     static func conv3x3C1BackwardWeights(_ x: UnsafePointer<Self>, _ dy: UnsafePointer<Self>, _ dk: UnsafeMutablePointer<Self>, _ h: Int, _ w: Int, _ cout: Int)
-    static func maxPool2(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, _ h: Int, _ w: Int, _ c: Int)
-    static func maxPool2ReluBack(_ dy: UnsafePointer<Self>, _ x: UnsafePointer<Self>, _ y: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>,
-                                 _ h: Int, _ w: Int, _ c: Int, _ relu: Bool)
+    static func maxPool2(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, _ idx: UnsafeMutablePointer<UInt8>?, _ h: Int, _ w: Int, _ c: Int,
+                         _ relu: Bool)
+    static func maxPool2Back(_ dy: UnsafePointer<Self>, _ idx: UnsafePointer<UInt8>, _ dx: UnsafeMutablePointer<Self>, _ h: Int, _ w: Int, _ c: Int)
+    // Adam's elementwise update (adam.inc).
+    static func adamUpdate(_ p: UnsafeMutablePointer<Self>, _ g: UnsafePointer<Self>, _ m: UnsafeMutablePointer<Self>, _ v: UnsafeMutablePointer<Self>,
+                           _ previous: UnsafeMutablePointer<Self>?, _ n: Int, b1: Self, b2: Self, c1: Self, c2: Self, lr: Self, eps: Self)
     // The batch-normalisation passes of CKernels (batchnorm.inc).
     static func bnSumsAndSquares(_ x: UnsafePointer<Self>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>)
     static func bnApply(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, _ mean: UnsafePointer<Self>, _ istd: UnsafePointer<Self>,
                         _ gamma: UnsafePointer<Self>?, _ beta: UnsafePointer<Self>, _ rows: Int, _ channels: Int, _ relu: Bool)
-    static func bnBackwardSums(_ dy: UnsafeMutablePointer<Self>, _ y: UnsafePointer<Self>?, _ x: UnsafePointer<Self>, _ mean: UnsafePointer<Self>,
-                               _ istd: UnsafePointer<Self>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>)
+    static func bnBackwardSums(_ dy: UnsafeMutablePointer<Self>, _ x: UnsafePointer<Self>, _ mean: UnsafePointer<Self>, _ istd: UnsafePointer<Self>,
+                               _ gamma: UnsafePointer<Self>?, _ beta: UnsafePointer<Self>?, _ positions: Int, _ channels: Int,
+                               _ out: UnsafeMutablePointer<Double>)
     static func bnBackwardData(_ dy: UnsafePointer<Self>, _ x: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>, _ a: UnsafePointer<Self>,
                                _ b: UnsafePointer<Self>, _ k: UnsafePointer<Self>, _ rows: Int, _ channels: Int)
 }
@@ -89,12 +93,18 @@ extension Float: Real {
                                                                   _ h: Int, _ w: Int, _ cout: Int) {
         ser_conv3x3_c1_backward_weights_f32(x, dy, dk, h, w, cout)
     }
-    @inline(__always) public static func maxPool2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ c: Int) {
-        ser_maxpool2_forward_f32(x, y, h, w, c)
+    @inline(__always) public static func maxPool2(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ idx: UnsafeMutablePointer<UInt8>?,
+                                                  _ h: Int, _ w: Int, _ c: Int, _ relu: Bool) {
+        ser_maxpool2_forward_f32(x, y, idx, h, w, c, relu ? 1 : 0)
     }
-    @inline(__always) public static func maxPool2ReluBack(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
-                                                          _ dx: UnsafeMutablePointer<Float>, _ h: Int, _ w: Int, _ c: Int, _ relu: Bool) {
-        ser_maxpool2_relu_backward_f32(dy, x, y, dx, h, w, c, relu ? 1 : 0)
+    @inline(__always) public static func maxPool2Back(_ dy: UnsafePointer<Float>, _ idx: UnsafePointer<UInt8>, _ dx: UnsafeMutablePointer<Float>,
+                                                      _ h: Int, _ w: Int, _ c: Int) {
+        ser_maxpool2_backward_f32(dy, idx, dx, h, w, c)
+    }
+    @inline(__always) public static func adamUpdate(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                                                    _ v: UnsafeMutablePointer<Float>, _ previous: UnsafeMutablePointer<Float>?, _ n: Int,
+                                                    b1: Float, b2: Float, c1: Float, c2: Float, lr: Float, eps: Float) {
+        ser_adam_update_f32(p, g, m, v, previous, n, b1, b2, c1, c2, lr, eps)
     }
     @inline(__always) public static func bnSumsAndSquares(_ x: UnsafePointer<Float>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>) {
         ser_bn_sums_squares_f32(x, positions, channels, out)
@@ -104,10 +114,10 @@ extension Float: Real {
                                                  _ rows: Int, _ channels: Int, _ relu: Bool) {
         ser_bn_apply_f32(x, y, mean, istd, gamma, beta, rows, channels, relu ? 1 : 0)
     }
-    @inline(__always) public static func bnBackwardSums(_ dy: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>?, _ x: UnsafePointer<Float>,
-                                                        _ mean: UnsafePointer<Float>, _ istd: UnsafePointer<Float>, _ positions: Int, _ channels: Int,
-                                                        _ out: UnsafeMutablePointer<Double>) {
-        ser_bn_backward_sums_f32(dy, y, x, mean, istd, positions, channels, out)
+    @inline(__always) public static func bnBackwardSums(_ dy: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ mean: UnsafePointer<Float>,
+                                                        _ istd: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?,
+                                                        _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>) {
+        ser_bn_backward_sums_f32(dy, x, mean, istd, gamma, beta, positions, channels, out)
     }
     @inline(__always) public static func bnBackwardData(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                                                         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ k: UnsafePointer<Float>,
@@ -158,12 +168,18 @@ extension Double: Real {
                                                                   _ h: Int, _ w: Int, _ cout: Int) {
         ser_conv3x3_c1_backward_weights_f64(x, dy, dk, h, w, cout)
     }
-    @inline(__always) public static func maxPool2(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ h: Int, _ w: Int, _ c: Int) {
-        ser_maxpool2_forward_f64(x, y, h, w, c)
+    @inline(__always) public static func maxPool2(_ x: UnsafePointer<Double>, _ y: UnsafeMutablePointer<Double>, _ idx: UnsafeMutablePointer<UInt8>?,
+                                                  _ h: Int, _ w: Int, _ c: Int, _ relu: Bool) {
+        ser_maxpool2_forward_f64(x, y, idx, h, w, c, relu ? 1 : 0)
     }
-    @inline(__always) public static func maxPool2ReluBack(_ dy: UnsafePointer<Double>, _ x: UnsafePointer<Double>, _ y: UnsafePointer<Double>,
-                                                          _ dx: UnsafeMutablePointer<Double>, _ h: Int, _ w: Int, _ c: Int, _ relu: Bool) {
-        ser_maxpool2_relu_backward_f64(dy, x, y, dx, h, w, c, relu ? 1 : 0)
+    @inline(__always) public static func maxPool2Back(_ dy: UnsafePointer<Double>, _ idx: UnsafePointer<UInt8>, _ dx: UnsafeMutablePointer<Double>,
+                                                      _ h: Int, _ w: Int, _ c: Int) {
+        ser_maxpool2_backward_f64(dy, idx, dx, h, w, c)
+    }
+    @inline(__always) public static func adamUpdate(_ p: UnsafeMutablePointer<Double>, _ g: UnsafePointer<Double>, _ m: UnsafeMutablePointer<Double>,
+                                                    _ v: UnsafeMutablePointer<Double>, _ previous: UnsafeMutablePointer<Double>?, _ n: Int,
+                                                    b1: Double, b2: Double, c1: Double, c2: Double, lr: Double, eps: Double) {
+        ser_adam_update_f64(p, g, m, v, previous, n, b1, b2, c1, c2, lr, eps)
     }
     @inline(__always) public static func bnSumsAndSquares(_ x: UnsafePointer<Double>, _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>) {
         ser_bn_sums_squares_f64(x, positions, channels, out)
@@ -173,10 +189,10 @@ extension Double: Real {
                                                  _ rows: Int, _ channels: Int, _ relu: Bool) {
         ser_bn_apply_f64(x, y, mean, istd, gamma, beta, rows, channels, relu ? 1 : 0)
     }
-    @inline(__always) public static func bnBackwardSums(_ dy: UnsafeMutablePointer<Double>, _ y: UnsafePointer<Double>?, _ x: UnsafePointer<Double>,
-                                                        _ mean: UnsafePointer<Double>, _ istd: UnsafePointer<Double>, _ positions: Int, _ channels: Int,
-                                                        _ out: UnsafeMutablePointer<Double>) {
-        ser_bn_backward_sums_f64(dy, y, x, mean, istd, positions, channels, out)
+    @inline(__always) public static func bnBackwardSums(_ dy: UnsafeMutablePointer<Double>, _ x: UnsafePointer<Double>, _ mean: UnsafePointer<Double>,
+                                                        _ istd: UnsafePointer<Double>, _ gamma: UnsafePointer<Double>?, _ beta: UnsafePointer<Double>?,
+                                                        _ positions: Int, _ channels: Int, _ out: UnsafeMutablePointer<Double>) {
+        ser_bn_backward_sums_f64(dy, x, mean, istd, gamma, beta, positions, channels, out)
     }
     @inline(__always) public static func bnBackwardData(_ dy: UnsafePointer<Double>, _ x: UnsafePointer<Double>, _ dx: UnsafeMutablePointer<Double>,
                                                         _ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ k: UnsafePointer<Double>,

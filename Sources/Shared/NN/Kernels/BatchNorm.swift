@@ -57,19 +57,21 @@ public func bnApply<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>
 /// where dŷ is the gradient at the normalised value (ReLU already applied to dy by the caller).
 public func bnBackwardSampleSums<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, mean: UnsafePointer<S>, invStd: UnsafePointer<S>,
                                    batch: Int, positions: Int, channels: Int, _ out: UnsafeMutablePointer<Double>) {
-    // Without an output to mask by, the C pass only reads dy.
-    bnReluBackwardSampleSums(UnsafeMutablePointer(mutating: dy), output: nil, x, mean: mean, invStd: invStd, batch: batch,
+    // Without a ReLU to mask by, the C pass only reads dy.
+    bnReluBackwardSampleSums(UnsafeMutablePointer(mutating: dy), x, mean: mean, invStd: invStd, gamma: nil, beta: nil, batch: batch,
                              positions: positions, channels: channels, out)
 }
 
-/// `bnBackwardSampleSums` with the ReLU after the normalisation folded in: where `output` (the
-/// ReLU's output) is not positive, dy is zeroed in place first, in the same pass over memory.
-public func bnReluBackwardSampleSums<S: Real>(_ dy: UnsafeMutablePointer<S>, output: UnsafePointer<S>?, _ x: UnsafePointer<S>,
-                                       mean: UnsafePointer<S>, invStd: UnsafePointer<S>, batch: Int, positions: Int, channels: Int,
+/// `bnBackwardSampleSums` with the ReLU after the normalisation (`bnApply(…, gamma, beta, relu: true)`)
+/// folded in: where the normalised value is not positive, dy is zeroed in place first, in the same
+/// pass over memory. The mask is recomputed from x exactly as `bnApply` computed the ReLU's input,
+/// so the ReLU's output is not read (one stream of memory fewer).
+public func bnReluBackwardSampleSums<S: Real>(_ dy: UnsafeMutablePointer<S>, _ x: UnsafePointer<S>, mean: UnsafePointer<S>, invStd: UnsafePointer<S>,
+                                       gamma: UnsafePointer<S>?, beta: UnsafePointer<S>?, batch: Int, positions: Int, channels: Int,
                                        _ out: UnsafeMutablePointer<Double>) {
     let size = positions * channels
     ComputeThreads.parallelFor(batch) { b in
-        S.bnBackwardSums(dy + b * size, output.map { $0 + b * size }, x + b * size, mean, invStd, positions, channels, out + b * 2 * channels)
+        S.bnBackwardSums(dy + b * size, x + b * size, mean, invStd, gamma, beta, positions, channels, out + b * 2 * channels)
     }
 }
 

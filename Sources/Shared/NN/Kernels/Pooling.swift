@@ -2,21 +2,25 @@ import Foundation
 
 /// Max-pool 2×2, stride 2, no padding (sizes are even). x: (B, H, W, C) → y: (B, H/2, W/2, C).
 /// The loops are C (`direct.inc`): Swift's compare-and-select chains did not vectorise.
-public func maxPool2Forward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int) {
+/// With `indices` (B, H/2, W/2, C) the pool records, for its backward, where each maximum came
+/// from: the first arg-max in row-major window order (0–3), or 4 where `relu` says the ReLU
+/// before the pool passes no gradient (a maximum that is not positive). The backward then reads
+/// one byte per output instead of the pool's input, four times the output's size.
+public func maxPool2Forward<S: Real>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, indices: UnsafeMutablePointer<UInt8>? = nil,
+                                     batch: Int, h: Int, w: Int, c: Int, relu: Bool = false) {
+    let pooled = (h / 2) * (w / 2) * c
     ComputeThreads.parallelFor(batch) { n in
-        S.maxPool2(x + n * h * w * c, y + n * (h / 2) * (w / 2) * c, h, w, c)
+        S.maxPool2(x + n * h * w * c, y + n * pooled, indices.map { $0 + n * pooled }, h, w, c, relu)
     }
 }
 
-/// Max-pool backward fused with the ReLU before the pool: the gradient goes to the window's
-/// arg-max (found again by comparing the stored input with the stored output, first match in
-/// row-major window order, which saves an index tensor) if that maximum is positive; a
-/// non-positive maximum means the ReLU output was 0 and passes no gradient. dx is overwritten.
-public func maxPool2ReluBackward<S: Real>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ y: UnsafePointer<S>,
-                                          _ dx: UnsafeMutablePointer<S>, batch: Int, h: Int, w: Int, c: Int, relu: Bool) {
+/// Max-pool backward (and that of the ReLU before the pool) from the forward's `indices`:
+/// dy (B, H/2, W/2, C) goes to each window's arg-max; dx (B, H, W, C) is overwritten.
+public func maxPool2Backward<S: Real>(_ dy: UnsafePointer<S>, indices: UnsafePointer<UInt8>, _ dx: UnsafeMutablePointer<S>,
+                                      batch: Int, h: Int, w: Int, c: Int) {
     let pooled = (h / 2) * (w / 2) * c
     ComputeThreads.parallelFor(batch) { n in
-        S.maxPool2ReluBack(dy + n * pooled, x + n * h * w * c, y + n * pooled, dx + n * h * w * c, h, w, c, relu)
+        S.maxPool2Back(dy + n * pooled, indices + n * pooled, dx + n * h * w * c, h, w, c)
     }
 }
 

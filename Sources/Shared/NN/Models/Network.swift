@@ -252,11 +252,12 @@ public final class Network<S: Real> {
             })
         }
         func pool(_ input: UnsafePointer<S>, _ g: ConvGeometry, _ key: String) -> Step {
-            let out = arena.get(key, batch * g.outSize / 4)
+            let out = arena.get(key, batch * g.outSize / 4), argmax = arena.indices(argmaxKey(key), batch * g.outSize / 4)
             return (out, g.outPositions / 4, { ranges in
                 self.timed("fwd maxpool") {
                     self.perRange(ranges) { r, _ in
-                        maxPool2Forward(input + r.lowerBound * g.outSize, out + r.lowerBound * g.outSize / 4, batch: r.count, h: g.ho, w: g.wo, c: g.cout)
+                        let o = r.lowerBound * g.outSize / 4
+                        maxPool2Forward(input + r.lowerBound * g.outSize, out + o, indices: argmax + o, batch: r.count, h: g.ho, w: g.wo, c: g.cout, relu: true)
                     }
                 }
             })
@@ -529,12 +530,12 @@ public final class Network<S: Real> {
             let g1 = arena.get("grad1", batch * v.conv1.g.outSize), g2 = arena.get("grad2", batch * v.conv1.g.outSize)
             // Through a max pool and the ReLU before it: the gradient at the conv's output, into g1.
             func poolBack(_ dPooled: UnsafePointer<S>, _ l: ConvLayer, outKey: String) {
-                let out = arena.existing(outKey), pooled = arena.existing(poolKey(outKey)), g = l.g
+                let argmax = arena.indices(argmaxKey(poolKey(outKey)), batch * l.g.outSize / 4), g = l.g
                 timed("bwd maxpool+relu") {
                     perChunk { r, _ in
                         let o = r.lowerBound
-                        maxPool2ReluBackward(dPooled + o * g.outSize / 4, out + o * g.outSize, pooled + o * g.outSize / 4, g1 + o * g.outSize,
-                                             batch: r.count, h: g.ho, w: g.wo, c: g.cout, relu: true)
+                        maxPool2Backward(dPooled + o * g.outSize / 4, indices: argmax + o * g.outSize / 4, g1 + o * g.outSize,
+                                         batch: r.count, h: g.ho, w: g.wo, c: g.cout)
                     }
                 }
             }
@@ -610,6 +611,9 @@ public final class Network<S: Real> {
         }
         return nil
     }
+
+    /// Where the max pool writing `poolKey` records its arg-max indices.
+    private func argmaxKey(_ poolKey: String) -> String { "argmax:" + poolKey }
 
     private func poolKey(_ convKey: String) -> String {
         switch convKey {

@@ -190,14 +190,14 @@ extension YAMNetTrunk {
         }
         for (i, l) in layers.enumerated().reversed() {
             let g = l.g, c = l.bn.channels, positions = g.outPositions, size = g.outSize
-            let h = arena.existing(l.key + "h"), y = arena.existing(l.key)
+            let h = arena.existing(l.key + "h"), beta = params.value(l.bn.beta)
             let mean = arena.existing(l.key + "mean"), istd = arena.existing(l.key + "istd")
             let rows = arena.doubles(l.key + "brows", batch * 2 * c)
             let d = dy
             ctx.timed("y bwd bn") {
                 ctx.perChunk { r, _ in
                     let o = r.lowerBound * size
-                    bnReluBackwardSampleSums(d + o, output: y + o, h + o, mean: mean, invStd: istd, batch: r.count, positions: positions,
+                    bnReluBackwardSampleSums(d + o, h + o, mean: mean, invStd: istd, gamma: nil, beta: beta, batch: r.count, positions: positions,
                                              channels: c, rows + r.lowerBound * 2 * c)
                 }
             }

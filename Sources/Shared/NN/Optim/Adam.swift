@@ -29,9 +29,12 @@ public final class Adam<S: Real> {
     }
 
     /// One update of `params` from `grads` over the given flat ranges (frozen ranges are left out).
+    /// With `previous`, each updated parameter's old value is written there block by block while
+    /// the block is in cache (a rollback point without a separate pass over the parameters).
     @_specialize(exported: true, where S == Float)
     @_specialize(exported: true, where S == Double)
-    public func update(_ params: Buffer<S>, _ grads: Buffer<S>, ranges: [Range<Int>], rateScale: Double = 1) {
+    public func update(_ params: Buffer<S>, _ grads: Buffer<S>, ranges: [Range<Int>], rateScale: Double = 1,
+                       previous: UnsafeMutablePointer<S>? = nil) {
         step += 1
         let b1 = S(settings.beta1), b2 = S(settings.beta2)
         let c1 = S(1 - pow(settings.beta1, Double(step))), c2 = S(1 - pow(settings.beta2, Double(step)))
@@ -42,14 +45,7 @@ public final class Adam<S: Real> {
             ComputeThreads.parallelFor(parts) { part in
                 let lo = range.lowerBound + part * range.count / parts
                 let hi = range.lowerBound + (part + 1) * range.count / parts
-                for i in lo..<hi {
-                    let gi = g[i]
-                    let mi = b1 * mm[i] + (1 - b1) * gi
-                    let vi = b2 * vv[i] + (1 - b2) * gi * gi
-                    mm[i] = mi
-                    vv[i] = vi
-                    p[i] -= lr * (mi / c1) / (S.sqrt(vi / c2) + eps)
-                }
+                S.adamUpdate(p + lo, g + lo, mm + lo, vv + lo, previous.map { $0 + lo }, hi - lo, b1: b1, b2: b2, c1: c1, c2: c2, lr: lr, eps: eps)
             }
         }
     }

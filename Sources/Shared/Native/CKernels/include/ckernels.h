@@ -35,10 +35,12 @@ SER_WINO4_DECLARE(double, f64)
     /* dk += Σ window(x) ⊗ dy over one sample's positions. */                                      \
     void ser_conv3x3_c1_backward_weights_##S(const T *x, const T *dy, T *dk, long h, long w, long cout); \
     /* 2×2 / 2 max pool of one sample (h, w, c) → (h/2, w/2, c). */                                \
-    void ser_maxpool2_forward_##S(const T *x, T *y, long h, long w, long c);                        \
-    /* Its backward fused with the ReLU before it; dx (h, w, c) is overwritten. */                  \
-    void ser_maxpool2_relu_backward_##S(const T *dy, const T *x, const T *y, T *dx, long h, long w, \
-                                        long c, int relu);
+    /* With idx (may be NULL): where each maximum came from, 4 = no gradient (ReLU). */              \
+    void ser_maxpool2_forward_##S(const T *x, T *y, unsigned char *idx, long h, long w, long c,      \
+                                  int relu);                                                        \
+    /* Its backward from those indices; dx (h, w, c) is overwritten. */                              \
+    void ser_maxpool2_backward_##S(const T *dy, const unsigned char *idx, T *dx, long h, long w,     \
+                                   long c);
 
 SER_DIRECT_DECLARE(float, f32)
 SER_DIRECT_DECLARE(double, f64)
@@ -48,14 +50,22 @@ SER_DIRECT_DECLARE(double, f64)
     void ser_bn_sums_squares_##S(const T *x, long positions, long channels, double *out);           \
     void ser_bn_apply_##S(const T *x, T *y, const T *mean, const T *istd, const T *gamma,          \
                           const T *beta, long rows, long channels, int relu);                       \
-    void ser_bn_backward_sums_##S(T *dy, const T *y, const T *x, const T *mean, const T *istd,     \
-                                  long positions, long channels, double *out);                      \
+    void ser_bn_backward_sums_##S(T *dy, const T *x, const T *mean, const T *istd, const T *gamma,  \
+                                  const T *beta, long positions, long channels, double *out);                      \
     void ser_bn_backward_data_##S(const T *dy, const T *x, T *dx, const T *a, const T *b,          \
                                   const T *k, long rows, long channels);
 
 SER_BN_DECLARE(float, f32)
 SER_BN_DECLARE(double, f64)
 #undef SER_BN_DECLARE
+
+// Adam's update over n parameters (adam.inc); prev (may be NULL) receives the old values.
+#define SER_ADAM_DECLARE(T, S)                                                                      \
+    void ser_adam_update_##S(T *p, const T *g, T *m, T *v, T *prev, long n, T b1, T b2, T c1, T c2,  \
+                             T lr, T eps);
+SER_ADAM_DECLARE(float, f32)
+SER_ADAM_DECLARE(double, f64)
+#undef SER_ADAM_DECLARE
 
 // The bf16 path's matrix product (gemm_bf16.c) and its kernels, best last.
 #define SER_BF16_NONE 0
