@@ -99,9 +99,10 @@ public final class MPIStatistics: StatisticsSync {
 /// Sums the ranks' gradients while the backward pass is still running.
 ///
 /// The backward pass reports each tensor's flat range as soon as its gradient is final
-/// (`GradientSink.onReady`); tensors finish from the end of the flat buffer towards its start, so
-/// the finished part is always a suffix. Whenever a bucket (~`bucketElements`) of that suffix is
-/// complete it is sent:
+/// (`GradientSink.onReady`); tensors finish mostly from the end of the flat buffer towards its
+/// start. Whenever a bucket (~`bucketElements`) of the finished suffix is complete it is sent,
+/// from the end down (`GradientBuckets`), so the buckets and their order are the same on every
+/// rank whenever each rank's tensors finish:
 /// - fast mode: `MPI_Iallreduce` on the bucket;
 /// - deterministic mode: every rank sends its tree nodes' share of the bucket to the rank that
 ///   owns that slice of it; the owner adds the nodes up along the fixed chunk tree (the same
@@ -119,8 +120,7 @@ public final class GradientExchange<S: Real> {
     let allNodes: [(range: Range<Int>, rank: Int, index: Int)]
     let chunkCount: Int
 
-    private var readyFrom: Int
-    private var sentFrom: Int
+    private var buckets: GradientBuckets
     private var pending: [Communicator.Request] = []
     private var detBuckets: [DetBucket] = []
     /// Seconds spent waiting in `finish()` (what the benchmark reports as communication wait).
@@ -152,29 +152,25 @@ public final class GradientExchange<S: Real> {
             for (i, n) in plan.nodes.enumerated() { nodes.append((n, r, i)) }
         }
         allNodes = nodes.sorted { $0.0.lowerBound < $1.0.lowerBound }
-        readyFrom = total
-        sentFrom = total
+        buckets = GradientBuckets(total: total, bucketElements: bucketElements)
         sink.onReady = { [unowned self] range in self.ready(range) }
     }
 
     /// Resets for the next step (call before the backward pass).
     public func begin() {
-        readyFrom = total
-        sentFrom = total
+        buckets = GradientBuckets(total: total, bucketElements: bucketElements)
         pending = []
         detBuckets = []
     }
 
     func ready(_ range: Range<Int>) {
         guard world.size > 1 else { return }
-        if range.upperBound == readyFrom { readyFrom = range.lowerBound }
-        // Send every complete bucket of the finished suffix.
-        while sentFrom - readyFrom >= bucketElements || (readyFrom == 0 && sentFrom > 0) {
-            let lo = max(readyFrom, sentFrom - bucketElements)
-            send(lo ..< sentFrom)
-            sentFrom = lo
-        }
-        // Let MPI progress the transfers already posted.
+        for bucket in buckets.finished(range) { send(bucket) }
+        progress()
+    }
+
+    /// Lets MPI progress the transfers already posted.
+    private func progress() {
         for r in pending { _ = r.isDone }
         for b in detBuckets { for r in b.requests { _ = r.isDone } }
     }
@@ -227,11 +223,8 @@ public final class GradientExchange<S: Real> {
     public func finish() {
         guard world.size > 1 else { return }
         let t0 = Date()
-        if sentFrom > 0 {
-            // Anything not yet sent (tensors reported out of order): send the rest now.
-            readyFrom = 0
-            ready(0 ..< 0)
-        }
+        // Anything not yet sent (tensors never reported: nothing left to compute): send it now.
+        for bucket in buckets.rest() { send(bucket) }
         for r in pending { r.wait() }
         pending = []
         if deterministic {
@@ -289,6 +282,52 @@ public final class GradientExchange<S: Real> {
             }
         }
         for q in requests { q.wait() }
+    }
+}
+
+/// Which buckets of the flat gradient can be sent, given the tensors finished so far.
+///
+/// Buckets are cut from the end of the buffer down, every `bucketElements` (the last one,
+/// at the start, shorter), and handed out in that order once all of a bucket is finished: the
+/// same buckets in the same order on every rank, whatever order its tensors finish in.
+public struct GradientBuckets {
+    public let total: Int
+    public let bucketElements: Int
+    /// [readyFrom, total) is finished; [sentFrom, total) has been handed out.
+    public private(set) var readyFrom: Int
+    private var sentFrom: Int
+    /// Finished ranges below the finished suffix: upper bound → lower bound.
+    private var early: [Int: Int] = [:]
+
+    public init(total: Int, bucketElements: Int) {
+        self.total = total
+        self.bucketElements = bucketElements
+        readyFrom = total
+        sentFrom = total
+    }
+
+    /// Records `range` as finished; returns the buckets that are now complete, highest first.
+    public mutating func finished(_ range: Range<Int>) -> [Range<Int>] {
+        if range.upperBound == readyFrom {
+            readyFrom = range.lowerBound
+            while let lower = early.removeValue(forKey: readyFrom) { readyFrom = lower }
+        } else if !range.isEmpty {
+            early[range.upperBound] = range.lowerBound
+        }
+        var out: [Range<Int>] = []
+        while sentFrom - readyFrom >= bucketElements || (readyFrom == 0 && sentFrom > 0) {
+            let lo = max(readyFrom, sentFrom - bucketElements)
+            out.append(lo ..< sentFrom)
+            sentFrom = lo
+        }
+        return out
+    }
+
+    /// The buckets not handed out yet, as if everything were finished.
+    public mutating func rest() -> [Range<Int>] {
+        readyFrom = 0
+        early = [:]
+        return finished(0 ..< 0)
     }
 }
 

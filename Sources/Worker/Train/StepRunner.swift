@@ -18,7 +18,7 @@ public final class StepRunner {
     private var exchange: GradientExchange<Float>?
     private var dlogits: [Float] = []
     /// Parameters and batch-norm state before the last update (the last good weights if an
-    /// update overflows; a copy per step, ~1 % of a step's memory traffic).
+    /// update overflows). Adam writes the old parameters as it updates them.
     public private(set) var previous: (values: Buffer<Float>, state: Buffer<Float>)?
     /// Seconds spent waiting for gradient communication after the backward pass, in total.
     public private(set) var waitSeconds = 0.0
@@ -67,19 +67,31 @@ public final class StepRunner {
         }
         exchange!.begin()
         dlogits.withUnsafeBufferPointer { _ = net.backward($0.baseAddress!, sink: sink) }
-        exchange!.finish()
-        var total = [losses.reduce(0, +), Double(losses.count)]
-        world.allreduce(&total, .sum)
-        return total[0] / max(1, total[1])
+        return timed("step: gradient finish, loss") {
+            exchange!.finish()
+            var total = [losses.reduce(0, +), Double(losses.count)]
+            world.allreduce(&total, .sum)
+            return total[0] / max(1, total[1])
+        }
     }
 
     /// The Adam update (learning rate scaled by `rateScale`, e.g. during warm-up).
     public func update(rateScale: Double = 1) {
-        if previous == nil { previous = (Buffer(count: net.params.values.count), Buffer(count: net.params.state.count)) }
-        previous!.values.pointer.update(from: net.params.values.pointer, count: net.params.values.count)
-        previous!.state.pointer.update(from: net.params.state.pointer, count: net.params.state.count)
-        adam.update(net.params.values, net.params.grads, ranges: net.trainedRanges, rateScale: rateScale)
+        timed("step: Adam update") { updateParameters(rateScale: rateScale) }
     }
+
+    private func updateParameters(rateScale: Double) {
+        if previous == nil {
+            // Frozen parameters never change: copied once, then Adam keeps the trained ones.
+            previous = (Buffer(count: net.params.values.count), Buffer(count: net.params.state.count))
+            previous!.values.pointer.update(from: net.params.values.pointer, count: net.params.values.count)
+        }
+        previous!.state.pointer.update(from: net.params.state.pointer, count: net.params.state.count)
+        adam.update(net.params.values, net.params.grads, ranges: net.trainedRanges, rateScale: rateScale, previous: previous!.values.pointer)
+    }
+
+    /// Under `--breakdown`, the step's own work is a section of the network's profile too.
+    private func timed<T>(_ name: String, _ body: () -> T) -> T { net.profile.map { $0.measure(name, body) } ?? body() }
 
     /// Communication wait so far, including the current plan's.
     public var communicationWait: Double { waitSeconds + (exchange?.waitSeconds ?? 0) + statistics.waitSeconds }
