@@ -202,7 +202,10 @@ public final class Network<S: Real> {
     static var slicedPositions: Int { 384 }
 
     /// Slices of a pass's samples when VGGish is cut into pieces to overlap YAMNet's collectives.
-    static var overlapSlices: Int { 8 }
+    /// 16 (4 samples per slice for a rank's 64) rather than 8: a slice's conv1 output (6 MB) and
+    /// the layers after it then stay in the rank's share of L3, and two ranks on one machine
+    /// streamed 11 ms per step less through memory in VGGish's forward (BENCHMARKS.md).
+    static var overlapSlices: Int { 16 }
 
     /// The pass's chunks as groups that run one after another, each holding at most one range per
     /// thread. Chunks whose shapes are fixed (`chunkPlan`: deterministic training) are grouped
