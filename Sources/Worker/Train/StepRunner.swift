@@ -67,7 +67,7 @@ public final class StepRunner {
         }
         exchange!.begin()
         dlogits.withUnsafeBufferPointer { _ = net.backward($0.baseAddress!, sink: sink) }
-        return timed("step: gradient finish, loss") {
+        return net.timed("step: gradient finish, loss") {
             exchange!.finish()
             var total = [losses.reduce(0, +), Double(losses.count)]
             world.allreduce(&total, .sum)
@@ -77,7 +77,8 @@ public final class StepRunner {
 
     /// The Adam update (learning rate scaled by `rateScale`, e.g. during warm-up).
     public func update(rateScale: Double = 1) {
-        timed("step: Adam update") { updateParameters(rateScale: rateScale) }
+        // Under `--breakdown` the step's own work is a section of the network's profile too.
+        net.timed("step: Adam update") { updateParameters(rateScale: rateScale) }
     }
 
     private func updateParameters(rateScale: Double) {
@@ -89,9 +90,6 @@ public final class StepRunner {
         previous!.state.pointer.update(from: net.params.state.pointer, count: net.params.state.count)
         adam.update(net.params.values, net.params.grads, ranges: net.trainedRanges, rateScale: rateScale, previous: previous!.values.pointer)
     }
-
-    /// Under `--breakdown`, the step's own work is a section of the network's profile too.
-    private func timed<T>(_ name: String, _ body: () -> T) -> T { net.profile.map { $0.measure(name, body) } ?? body() }
 
     /// Communication wait so far, including the current plan's.
     public var communicationWait: Double { waitSeconds + (exchange?.waitSeconds ?? 0) + statistics.waitSeconds }

@@ -43,8 +43,9 @@ public final class Network<S: Real> {
     /// multiplies). Float defaults to it; Double keeps the direct algorithm as the reference.
     public var winograd: Bool = S.self == Float.self
 
+    /// `body`, as a section of `profile` when there is one (`--breakdown`).
     @inline(__always)
-    func timed<T>(_ name: String, _ body: () -> T) -> T {
+    public func timed<T>(_ name: String, _ body: () -> T) -> T {
         guard let profile else { return body() }
         return profile.measure(name, body)
     }

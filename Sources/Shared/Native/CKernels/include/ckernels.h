@@ -51,7 +51,7 @@ SER_DIRECT_DECLARE(double, f64)
     void ser_bn_apply_##S(const T *x, T *y, const T *mean, const T *istd, const T *gamma,          \
                           const T *beta, long rows, long channels, int relu);                       \
     void ser_bn_backward_sums_##S(T *dy, const T *x, const T *mean, const T *istd, const T *gamma,  \
-                                  const T *beta, long positions, long channels, double *out);                      \
+                                  const T *beta, long positions, long channels, double *out);       \
     void ser_bn_backward_data_##S(const T *dy, const T *x, T *dx, const T *a, const T *b,          \
                                   const T *k, long rows, long channels);
 
