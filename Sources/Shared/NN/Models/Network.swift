@@ -225,8 +225,30 @@ public final class Network<S: Real> {
     /// Runs `body(samples, workspace)` for each of `ranges`, in parallel.
     @inline(__always)
     func perRange(_ ranges: [Range<Int>], _ body: (Range<Int>, UnsafeMutablePointer<S>) -> Void) {
-        ComputeThreads.parallelChunks(ranges.count) { i, w in body(ranges[i], workspaceFor(w)) }
+        perRange(ranges) { _, r, ws in body(r, ws) }
     }
+
+    /// The same, with each range's index in `ranges`.
+    @inline(__always)
+    func perRange(_ ranges: [Range<Int>], _ body: (Int, Range<Int>, UnsafeMutablePointer<S>) -> Void) {
+        ComputeThreads.parallelChunks(ranges.count) { i, w in body(i, ranges[i], workspaceFor(w)) }
+    }
+
+    /// Where a VGGish layer's output for one range of a slice lives: at the range's samples in a
+    /// buffer of the whole pass, or, for a conv read only by the pool after it in the same slice,
+    /// in a scratch of one slice reused slice after slice (`rangeStride` apart per range), which
+    /// stays in cache instead of going out to memory and back.
+    struct Place {
+        let base: UnsafeMutablePointer<S>
+        let perSample: Int
+        let rangeStride: Int?
+        func at(_ index: Int, _ r: Range<Int>) -> UnsafeMutablePointer<S> {
+            rangeStride.map { base + index * $0 } ?? base + r.lowerBound * perSample
+        }
+    }
+
+    /// Conv outputs that the last pass kept only slice by slice (not scanned for non-finite values).
+    private var sliceScratch: Set<String> = []
 
     /// VGGish and its taps as pieces, each one layer over one slice of the samples, slice after
     /// slice (every sample's path through VGGish is independent of the others').
@@ -234,18 +256,30 @@ public final class Network<S: Real> {
                                      slices: [[Range<Int>]]) -> [() -> Void] {
         // Every buffer is taken before any piece runs: pieces run inside YAMNet's pass.
         typealias Layer = ([Range<Int>]) -> Void
-        // Each layer: its output, its output positions per sample, and the computation.
-        typealias Step = (UnsafeMutablePointer<S>, Int, Layer)
-        func conv(_ l: ConvLayer, _ input: UnsafePointer<S>, _ key: String) -> Step {
-            let out = arena.get(key, batch * l.g.outSize)
+        // Each layer: where its output lives, its output positions per sample, and the computation.
+        typealias Step = (Place, Int, Layer)
+        // conv1's and conv2's outputs are read only by the pools after them (whose backward uses
+        // their arg-max bytes), so when the pass runs in slices they need only one slice's room.
+        let sliceRanges = slices.map(\.count).max() ?? 1, sliceSamples = slices.flatMap { $0.map(\.count) }.max() ?? 1
+        func output(_ key: String, _ perSample: Int, scratch: Bool) -> Place {
+            if scratch && slices.count > 1 {
+                sliceScratch.insert(key)
+                return Place(base: arena.get(key + " slice", sliceRanges * sliceSamples * perSample), perSample: perSample,
+                             rangeStride: sliceSamples * perSample)
+            }
+            sliceScratch.remove(key)
+            return Place(base: arena.get(key, batch * perSample), perSample: perSample, rangeStride: nil)
+        }
+        func conv(_ l: ConvLayer, _ input: Place, _ key: String, scratch: Bool = false) -> Step {
+            let out = output(key, l.g.outSize, scratch: scratch)
             let k = params.value(l.kernel), b = params.value(l.bias), g = l.g, wino = useWinograd(l.g)
             let u = wino ? kernelTransform(l) : nil
             var transformed = false
             return (out, g.outPositions, { ranges in
                 self.timed("fwd " + l.name) {
                     if let u, !transformed { winogradTransformKernel(k, into: u, g, rotate: false); transformed = true }
-                    self.perRange(ranges) { r, ws in
-                        let xi = input + r.lowerBound * g.inSize, yo = out + r.lowerBound * g.outSize
+                    self.perRange(ranges) { i, r, ws in
+                        let xi = input.at(i, r), yo = out.at(i, r)
                         if let u {
                             winogradForward(xi, transformed: u, b, yo, batch: r.count, g, relu: true, workspace: ws)
                         } else {
@@ -255,13 +289,13 @@ public final class Network<S: Real> {
                 }
             })
         }
-        func pool(_ input: UnsafePointer<S>, _ g: ConvGeometry, _ key: String) -> Step {
-            let out = arena.get(key, batch * g.outSize / 4), argmax = arena.indices(argmaxKey(key), batch * g.outSize / 4)
+        func pool(_ input: Place, _ g: ConvGeometry, _ key: String) -> Step {
+            let out = output(key, g.outSize / 4, scratch: false), argmax = arena.indices(argmaxKey(key), batch * g.outSize / 4)
             return (out, g.outPositions / 4, { ranges in
                 self.timed("fwd maxpool") {
-                    self.perRange(ranges) { r, _ in
+                    self.perRange(ranges) { i, r, _ in
                         let o = r.lowerBound * g.outSize / 4
-                        maxPool2Forward(input + r.lowerBound * g.outSize, out + o, indices: argmax + o, batch: r.count, h: g.ho, w: g.wo, c: g.cout, relu: true)
+                        maxPool2Forward(input.at(i, r), out.at(i, r), indices: argmax + o, batch: r.count, h: g.ho, w: g.wo, c: g.cout, relu: true)
                     }
                 }
             })
@@ -269,20 +303,21 @@ public final class Network<S: Real> {
         // Early layers (large maps) run slice by slice; from pool 3 on the maps are 12×8 or less and
         // a slice's GEMMs would be too small for full speed, so those layers run on whole chunks.
         var sliced: [Layer] = [], whole: [Layer] = []
-        func add(_ step: Step) -> UnsafeMutablePointer<S> {
+        func add(_ step: Step) -> Place {
             if step.1 >= Network.slicedPositions && whole.isEmpty { sliced.append(step.2) } else { whole.append(step.2) }
             return step.0
         }
-        let c1 = add(conv(v.conv1, x, "c1"))
+        let input = Place(base: UnsafeMutablePointer(mutating: x), perSample: inputSize, rangeStride: nil)
+        let c1 = add(conv(v.conv1, input, "c1", scratch: true))
         let p1 = add(pool(c1, v.conv1.g, "p1"))
-        let c2 = add(conv(v.conv2, p1, "c2"))
-        let a = add(pool(c2, v.conv2.g, "A"))
-        let c31 = add(conv(v.conv3_1, a, "c31"))
+        let c2 = add(conv(v.conv2, p1, "c2", scratch: true))
+        let pooledA = add(pool(c2, v.conv2.g, "A"))
+        let c31 = add(conv(v.conv3_1, pooledA, "c31"))
         let c32 = add(conv(v.conv3_2, c31, "c32"))
-        let b = add(pool(c32, v.conv3_2.g, "B"))
-        let c41 = add(conv(v.conv4_1, b, "c41"))
+        let pooledB = add(pool(c32, v.conv3_2.g, "B"))
+        let c41 = add(conv(v.conv4_1, pooledB, "c41"))
         let c42 = add(conv(v.conv4_2, c41, "c42"))
-        let c = add(pool(c42, v.conv4_2.g, "C"))
+        let a = pooledA.base, b = pooledB.base, c = add(pool(c42, v.conv4_2.g, "C")).base
 
         // Tap fusion: the three 1×1 convolutions accumulate into one map, then bias and ReLU.
         let cells = mapH * mapW
@@ -384,7 +419,7 @@ public final class Network<S: Real> {
 
     /// The first layer of the last forward pass whose output holds NaN or ±∞ (nil: none).
     public func firstNonFiniteActivation() -> String? {
-        for (key, name, perSample) in forwardActivations where arena.has(key) {
+        for (key, name, perSample) in forwardActivations where arena.has(key) && !sliceScratch.contains(key) {
             let p = arena.existing(key)
             for i in 0..<(batch * perSample) where !p[i].isFinite { return name }
         }
