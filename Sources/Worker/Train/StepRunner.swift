@@ -52,6 +52,7 @@ public final class StepRunner {
         let s = GradientSink(plan: plan, primary: net.params.grads)
         sink = s
         exchange = GradientExchange(world: world, sink: s, plans: plans, trained: net.trainedRanges)
+        exchange!.timed = { [unowned net] name, body in net.timed(name, body) }
         dlogits = [Float](repeating: 0, count: max(1, plan.localBatch) * net.config.classes)
         return plan
     }

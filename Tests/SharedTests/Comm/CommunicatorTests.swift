@@ -18,4 +18,11 @@ final class CommunicatorTests: XCTestCase {
         XCTAssertEqual(outcome.failed, [])
         XCTAssertGreaterThanOrEqual(outcome.passed.count, 7)
     }
+
+    /// ser's Open MPI defaults apply only where the user has not chosen.
+    func testMPIDefaultsLeaveTheUsersSettings() {
+        let key = "OMPI_MCA_coll_libnbc_iallreduce_algorithm"
+        XCTAssertEqual(Communicator.mpiDefaults([:]).first { $0.0 == key }?.1, "3")
+        XCTAssertNil(Communicator.mpiDefaults([key: "1"]).first { $0.0 == key })
+    }
 }
