@@ -73,9 +73,10 @@ public final class Communicator: @unchecked Sendable {
     ///
     /// libnbc's non-blocking allreduce, by default, reduces an in-place buffer to rank 0 and
     /// broadcasts it back on fewer than 4 ranks: rank 0 adds everything, then everyone waits for
-    /// the copy. Reduce-scatter + allgather (algorithm 3) has each rank add only its share. On
-    /// fusion-v1's gradient buckets (2 ranks, 11.7 M floats) that is 41 → 11 ms per step
-    /// (BENCHMARKS.md). Small messages are unaffected: libnbc falls back below one element per rank.
+    /// the copy. Reduce-scatter + allgather (algorithm 3) has each rank add only its share. For
+    /// fusion-v1's gradient buckets on 2 ranks a probe took 34–41 → 10–11 ms, and in training
+    /// each rank spends about 12 ms less per step (BENCHMARKS.md, session 21). With fewer elements
+    /// than ranks libnbc takes its ring instead; every rank still ends with the same sums.
     public static func mpiDefaults(_ env: [String: String]) -> [(String, String)] {
         let wanted = [("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3")]
         return wanted.filter { env[$0.0] == nil }
