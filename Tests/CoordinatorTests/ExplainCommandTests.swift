@@ -301,7 +301,7 @@ final class ExplainCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         r = try Command.mpirun(2, ["explain", "--run", f.run, "--features", dir + "/s3", "--split", "test", "--out", dir + "/o2"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("classes: the run used angry,happy,neutral,sad"), r.stderr)
+        XCTAssertTrue(r.rankErrors.contains("classes: the run used angry,happy,neutral,sad"), r.stderr)
 
         r = try Command.ser(["explain", "--run", f.run, "--split", "test", "--files", "0"])
         XCTAssertNotEqual(r.status, 0)

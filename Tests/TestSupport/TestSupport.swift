@@ -52,6 +52,11 @@ public struct CommandResult {
     public let stdout: String
     public let stderr: String
     public var output: String { stdout + stderr }
+    /// stderr without mpirun's own notices (blocks between lines of dashes). mpirun writes them
+    /// while it still forwards the ranks' output, so a notice can land inside a rank's line.
+    public var rankErrors: String {
+        stderr.replacingOccurrences(of: "-{20,}\n[\\s\\S]*?-{20,}\n", with: "", options: .regularExpression)
+    }
 }
 
 public enum Command {
