@@ -87,7 +87,7 @@ public final class Communicator: @unchecked Sendable {
         if let c = started { return c }
         let c: Communicator
         if launchedByMPI {
-            for (key, value) in mpiDefaults(ProcessInfo.processInfo.environment) { setenv(key, value, 0) }
+            for (key, value) in mpiDefaults(ProcessInfo.processInfo.environment) { setenv(key, value, 1) }
             var provided: Int32 = 0
             // MPI may read its own options from argv; ser passes none, so it gets an empty list.
             MPI_Init_thread(nil, nil, Int32(ser_mpi_thread_funneled()), &provided)

@@ -260,18 +260,17 @@ public final class Network<S: Real> {
         typealias Step = (Place, Int, Layer)
         // conv1's and conv2's outputs are read only by the pools after them (whose backward uses
         // their arg-max bytes), so when the pass runs in slices they need only one slice's room.
+        sliceScratch = slices.count > 1 ? ["c1", "c2"] : []
         let sliceRanges = slices.map(\.count).max() ?? 1, sliceSamples = slices.flatMap { $0.map(\.count) }.max() ?? 1
-        func output(_ key: String, _ perSample: Int, scratch: Bool) -> Place {
-            if scratch && slices.count > 1 {
-                sliceScratch.insert(key)
+        func output(_ key: String, _ perSample: Int) -> Place {
+            if sliceScratch.contains(key) {
                 return Place(base: arena.get(key + " slice", sliceRanges * sliceSamples * perSample), perSample: perSample,
                              rangeStride: sliceSamples * perSample)
             }
-            sliceScratch.remove(key)
             return Place(base: arena.get(key, batch * perSample), perSample: perSample, rangeStride: nil)
         }
-        func conv(_ l: ConvLayer, _ input: Place, _ key: String, scratch: Bool = false) -> Step {
-            let out = output(key, l.g.outSize, scratch: scratch)
+        func conv(_ l: ConvLayer, _ input: Place, _ key: String) -> Step {
+            let out = output(key, l.g.outSize)
             let k = params.value(l.kernel), b = params.value(l.bias), g = l.g, wino = useWinograd(l.g)
             let u = wino ? kernelTransform(l) : nil
             var transformed = false
@@ -290,7 +289,7 @@ public final class Network<S: Real> {
             })
         }
         func pool(_ input: Place, _ g: ConvGeometry, _ key: String) -> Step {
-            let out = output(key, g.outSize / 4, scratch: false), argmax = arena.indices(argmaxKey(key), batch * g.outSize / 4)
+            let out = output(key, g.outSize / 4), argmax = arena.indices(argmaxKey(key), batch * g.outSize / 4)
             return (out, g.outPositions / 4, { ranges in
                 self.timed("fwd maxpool") {
                     self.perRange(ranges) { i, r, _ in
@@ -308,9 +307,9 @@ public final class Network<S: Real> {
             return step.0
         }
         let input = Place(base: UnsafeMutablePointer(mutating: x), perSample: inputSize, rangeStride: nil)
-        let c1 = add(conv(v.conv1, input, "c1", scratch: true))
+        let c1 = add(conv(v.conv1, input, "c1"))
         let p1 = add(pool(c1, v.conv1.g, "p1"))
-        let c2 = add(conv(v.conv2, p1, "c2", scratch: true))
+        let c2 = add(conv(v.conv2, p1, "c2"))
         let pooledA = add(pool(c2, v.conv2.g, "A"))
         let c31 = add(conv(v.conv3_1, pooledA, "c31"))
         let c32 = add(conv(v.conv3_2, c31, "c32"))
