@@ -21,16 +21,38 @@ final class OverlapWorkTests: XCTestCase {
         XCTAssertEqual(ran, [0, 1, 2, 3, 4], "every piece runs once")
     }
 
+    func testSharesRunPiecesByCostWhetherOrNotAnythingIsAwaited() {
+        var ran: [Int] = []
+        let work = OverlapWork((0..<4).map { i in { ran.append(i) } }, costs: [1, 1, 2, 4])
+        work.runShare(upTo: 0.25)
+        XCTAssertEqual(ran, [0, 1], "a quarter of 8: the pieces whose middles lie below 2")
+        work.runShare(upTo: 0.25)
+        XCTAssertEqual(ran, [0, 1], "a share already run runs nothing")
+        work.runShare(upTo: 0.5)
+        XCTAssertEqual(ran, [0, 1, 2])
+        work.runShare(upTo: 1)
+        XCTAssertEqual(ran, [0, 1, 2, 3])
+        work.runShare(upTo: 1)
+        work.runRest()
+        XCTAssertEqual(ran, [0, 1, 2, 3], "every piece runs once")
+    }
+
     /// Local sums that claim to cross processes and never arrive before they are waited for, so
     /// the network cuts VGGish into pieces and runs them all inside YAMNet's first batch norm.
     final class SlowStatistics: StatisticsSync {
         let profile = Profile()
         /// Whether VGGish's last section (the taps) had run when the first sums were waited for.
         private(set) var vggishDoneInFirstBatchNorm: Bool?
+        /// In the backward pass, after each batch norm's work: had VGGish's backward started
+        /// (its taps), and had it finished (conv1's weight gradient)?
+        private(set) var backwardProgress: [(started: Bool, finished: Bool)] = []
         var crossesProcesses: Bool { true }
         func globalColumnSums(_ rows: UnsafePointer<Double>, localBatch: Int, width: Int, meanwhile: (_ arrived: () -> Bool) -> Void) -> [Double] {
             meanwhile { false }
             if vggishDoneInFirstBatchNorm == nil { vggishDoneInFirstBatchNorm = profile.seconds["fwd taps"] != nil }
+            if profile.seconds["bwd head"] != nil {
+                backwardProgress.append((profile.seconds["bwd taps"] != nil, profile.seconds["bwdW vggish/conv1"] != nil))
+            }
             return LocalStatistics.columnSums(rows, localBatch: localBatch, width: width)
         }
     }
@@ -61,6 +83,10 @@ final class OverlapWorkTests: XCTestCase {
         let slow = SlowStatistics()
         let plain = try pass(nil, fixedChunks: true), overlapped = try pass(slow, fixedChunks: true)
         XCTAssertEqual(slow.vggishDoneInFirstBatchNorm, true, "VGGish should run while the statistics travel")
+        // Backward: VGGish's layers are spread over YAMNet's batch norms, and done by the last.
+        XCTAssertEqual(slow.backwardProgress.first?.started, true, "VGGish's backward should start in the first batch norm")
+        XCTAssertEqual(slow.backwardProgress.first?.finished, false, "VGGish's backward should not all run in one batch norm")
+        XCTAssertEqual(slow.backwardProgress.last?.finished, true)
         XCTAssertEqual(plain.logits, overlapped.logits)
         XCTAssertEqual(plain.grads, overlapped.grads)
     }

@@ -504,6 +504,17 @@ public final class Network<S: Real> {
         }
         if stopAt == .fused { return dZ }
 
+        // VGGish needs only dZ. In multi-rank training its backward runs layer by layer while
+        // YAMNet's batch norms wait for the other ranks' gradient sums, a fixed share at each
+        // (`OverlapWork.runShare`): the sums then have a VGGish layer's time to arrive.
+        // The pieces post gradient buckets in the same order on every rank, wherever they run:
+        // VGGish and the taps lie below YAMNet in the flat buffer, so the finished suffix reaches
+        // their tensors only once YAMNet's last one is done, after its last collective.
+        let vggishWork = stopAt == .yamnet ? nil : vggish.map {
+            vggishBackwardPieces($0, dZ: dZ, sink: sink, stopAt: stopAt, inputGradient: inputGradient)
+        }
+        let vggishPieces = OverlapWork(vggishWork?.pieces ?? [], costs: vggishWork?.costs)
+
         // YAMNet branch.
         if let t = yamnet {
             let frozen = config.freezeYAMNet
@@ -516,41 +527,72 @@ public final class Network<S: Real> {
                                             c: yc, factor: factor, yChannels: zc, cOffset: vc)
                 }
                 if stopAt == .yamnet { return dY }
+                let bn: BatchNormMode = frozen ? .moving : bnMode
+                let overlapping = bn == .batch && statistics.crossesProcesses
                 timed("bwd yamnet") {
-                    t.backward(dY, batch: batch, bn: frozen ? .moving : bnMode, sink: frozen ? nil : sink,
-                               inputGradient: inputGradient, context(batch))
+                    t.backward(dY, batch: batch, bn: bn, sink: frozen ? nil : sink,
+                               inputGradient: inputGradient, context(batch, overlap: overlapping ? vggishPieces : nil))
                 }
             }
             if frozen, let sink, let range = yamnetRange { sink.zero(offset: range.lowerBound, count: range.count) }
         }
 
-        // VGGish branch.
-        if let v = vggish {
-            let dV = arena.get("dV", batch * cells * vc)
-            let vmap = arena.existing("V")
-            let aA = arena.existing("aA"), aB = arena.existing("aB"), c = arena.existing("C")
-            let gA = v.conv2.g, gB = v.conv3_2.g
-            let aSize = gA.outSize / 4, bSize = gB.outSize / 4, cSize = v.conv4_2.g.outSize / 4
-            let dC = arena.get("dC", batch * cSize)
-            let dA = arena.get("dA", batch * aSize), dB = arena.get("dB", batch * bSize)
-            let daA = arena.get("daA", batch * cells * v.tapA), daB = arena.get("daB", batch * cells * v.tapB)
-            let ka = params.value(tapA!.kernel), kb = params.value(tapB!.kernel), kc = params.value(tapC!.kernel)
-            let mh = mapH
-            timed("bwd taps") {
-                perChunk { r, _ in
+        // VGGish branch: whatever did not run inside YAMNet's pass.
+        vggishPieces.runRest()
+        if let stop = vggishWork?.stop { return stop }
+        if inputGradient {
+            let total = arena.get("inputGradient", batch * inputSize), n = batch * inputSize
+            let parts = [vggish != nil ? "dxv" : nil, config.hasYAMNet ? "dxy" : nil].compactMap { $0 }.filter(arena.has)
+            if parts.count == 2 {
+                let dx = arena.existing(parts[0]), dy = arena.existing(parts[1])
+                for i in 0..<n { total[i] = dx[i] + dy[i] }
+            } else if let only = parts.first {
+                total.update(from: arena.existing(only), count: n)
+            }
+        }
+        return nil
+    }
+
+    /// VGGish's and its taps' backward pass as pieces to run in order, each one layer's step over
+    /// the pass's chunks, with an estimate of each one's cost (multiply-adds ×2; an element a
+    /// memory-bound step reads and writes counts as 100, about as long on these cores), and the
+    /// gradient at `stopAt` when it is one of VGGish's taps (the pieces then end there). Every
+    /// buffer is taken here, before any piece runs inside YAMNet's pass.
+    private func vggishBackwardPieces(_ v: VGGishBranch, dZ: UnsafeMutablePointer<S>, sink: GradientSink<S>?, stopAt: Tap?,
+                                      inputGradient: Bool) -> (pieces: [() -> Void], costs: [Double], stop: UnsafeMutablePointer<S>?) {
+        let batch = self.batch, cells = mapH * mapW, zc = zChannels, vc = vChannels, mh = mapH
+        let dV = arena.get("dV", batch * cells * vc)
+        let vmap = arena.existing("V")
+        let aA = arena.existing("aA"), aB = arena.existing("aB"), c = arena.existing("C")
+        let gA = v.conv2.g, gB = v.conv3_2.g
+        let aSize = gA.outSize / 4, bSize = gB.outSize / 4, cSize = v.conv4_2.g.outSize / 4
+        let dC = arena.get("dC", batch * cSize)
+        let dA = arena.get("dA", batch * aSize), dB = arena.get("dB", batch * bSize)
+        let daA = arena.get("daA", batch * cells * v.tapA), daB = arena.get("daB", batch * cells * v.tapB)
+        let tapA = self.tapA!, tapB = self.tapB!, tapC = self.tapC!
+        let ka = params.value(tapA.kernel), kb = params.value(tapB.kernel), kc = params.value(tapC.kernel)
+        var pieces: [() -> Void] = [], costs: [Double] = []
+        func add(_ cost: Int, _ piece: @escaping () -> Void) {
+            pieces.append(piece)
+            costs.append(Double(batch * cost))
+        }
+        let tapCost = 3 * [tapA, tapB, tapC].map(\.g.flopsPerSample).reduce(0, +) + 100 * cells * vc
+        add(tapCost) {
+            self.timed("bwd taps") {
+                self.perChunk { r, _ in
                     let o = r.lowerBound * cells, rows = r.count * cells
                     extractChannels(dZ + o * zc, dV + o * vc, rows: rows, c: vc, yChannels: zc, cOffset: 0)
                     reluBackward(dV + o * vc, vmap + o * vc, count: rows * vc)
                 }
-                let taps: [(ConvLayer, UnsafeMutablePointer<S>, Int)] = [(tapC!, c, v.tapC), (tapB!, aB, v.tapB), (tapA!, aA, v.tapA)]
+                let taps: [(ConvLayer, UnsafeMutablePointer<S>, Int)] = [(tapC, c, v.tapC), (tapB, aB, v.tapB), (tapA, aA, v.tapA)]
                 for (tap, input, cin) in taps {
-                    weightGrads(sink, tap.kernel, tap.bias) { r, _, dw, db in
+                    self.weightGrads(sink, tap.kernel, tap.bias) { r, _, dw, db in
                         let off = r.lowerBound * cells
                         S.gemm(true, false, cin, vc, r.count * cells, 1, input + off * cin, cin, dV + off * vc, vc, 0, dw, vc)
                         columnSums(dV + off * vc, db, rows: r.count * cells, channels: vc)
                     }
                 }
-                perChunk { r, _ in
+                self.perChunk { r, _ in
                     let o = r.lowerBound, n = r.count, rows = n * cells
                     let dVo = dV + o * cells * vc
                     S.gemm(false, true, rows, v.tapC, vc, 1, dVo, vc, kc, vc, 0, dC + o * cSize, v.tapC)
@@ -563,25 +605,29 @@ public final class Network<S: Real> {
                     avgPoolBackwardAdd(daB + o * cells * v.tapB, dB + o * bSize, batch: n, h: gB.ho / 2, w: gB.wo / 2, c: v.tapB, k: (gB.ho / 2) / mh)
                 }
             }
-            if stopAt == .vggishC { return dC }
+        }
+        if stopAt == .vggishC { return (pieces, costs, dC) }
 
-            let g1 = arena.get("grad1", batch * v.conv1.g.outSize), g2 = arena.get("grad2", batch * v.conv1.g.outSize)
-            // Through a max pool and the ReLU before it: the gradient at the conv's output, into g1.
-            func poolBack(_ dPooled: UnsafePointer<S>, _ l: ConvLayer, outKey: String) {
-                let argmax = arena.indices(argmaxKey(poolKey(outKey)), batch * l.g.outSize / 4), g = l.g
-                timed("bwd maxpool+relu") {
-                    perChunk { r, _ in
+        let g1 = arena.get("grad1", batch * v.conv1.g.outSize), g2 = arena.get("grad2", batch * v.conv1.g.outSize)
+        // Through a max pool and the ReLU before it: the gradient at the conv's output, into g1.
+        func poolBack(_ dPooled: UnsafePointer<S>, _ l: ConvLayer, outKey: String) {
+            let argmax = arena.indices(argmaxKey(poolKey(outKey)), batch * l.g.outSize / 4), g = l.g
+            add(100 * g.outSize) {
+                self.timed("bwd maxpool+relu") {
+                    self.perChunk { r, _ in
                         let o = r.lowerBound
                         maxPool2Backward(dPooled + o * g.outSize / 4, indices: argmax + o * g.outSize / 4, g1 + o * g.outSize,
                                          batch: r.count, h: g.ho, w: g.wo, c: g.cout)
                     }
                 }
             }
-            // A conv's weight gradient from (input, dy), and its input gradient into `into` (added if `accumulate`).
-            func convBack(_ l: ConvLayer, dy: UnsafeMutablePointer<S>, inKey: String, into: UnsafeMutablePointer<S>?, accumulate: Bool) {
-                let input = arena.existing(inKey), g = l.g, wino = useWinograd(l.g), k = params.value(l.kernel)
-                timed("bwdW " + l.name) {
-                    weightGrads(sink, l.kernel, l.bias) { r, w, dw, db in
+        }
+        // A conv's weight gradient from (input, dy), and its input gradient into `into` (added if `accumulate`).
+        func convBack(_ l: ConvLayer, dy: UnsafeMutablePointer<S>, inKey: String, into: UnsafeMutablePointer<S>?, accumulate: Bool) {
+            let input = arena.existing(inKey), g = l.g, wino = useWinograd(l.g), k = params.value(l.kernel)
+            add(g.flopsPerSample) {
+                self.timed("bwdW " + l.name) {
+                    self.weightGrads(sink, l.kernel, l.bias) { r, w, dw, db in
                         let xi = input + r.lowerBound * g.inSize, dyo = dy + r.lowerBound * g.outSize
                         if wino {
                             winogradBackwardWeights(xi, dyo, dw, db, batch: r.count, g, workspace: self.workspaceFor(w))
@@ -590,11 +636,13 @@ public final class Network<S: Real> {
                         }
                     }
                 }
-                guard let into else { return }
-                timed("bwdX " + l.name) {
-                    let u = wino ? kernelTransform(l) : nil
+            }
+            guard let into else { return }
+            let u = wino ? kernelTransform(l) : nil
+            add(g.flopsPerSample + (accumulate ? 100 * g.inSize : 0)) {
+                self.timed("bwdX " + l.name) {
                     if let u { winogradTransformKernel(k, into: u, g, rotate: true) }
-                    perChunk { r, ws in
+                    self.perChunk { r, ws in
                         let o = r.lowerBound, n = r.count
                         let target = (accumulate ? g2 : into) + o * g.inSize
                         if let u {
@@ -609,45 +657,36 @@ public final class Network<S: Real> {
                     }
                 }
             }
-            // A conv whose output feeds the next conv directly: ReLU's backward on dy in place.
-            func reluIn(_ dy: UnsafeMutablePointer<S>, _ key: String, _ size: Int) {
-                let y = arena.existing(key)
-                perChunk { r, _ in reluBackward(dy + r.lowerBound * size, y + r.lowerBound * size, count: r.count * size) }
-            }
-            // C ← conv4_2 ← conv4_1 ← B
-            let dc41 = arena.get("dc41", batch * v.conv4_1.g.outSize)
-            poolBack(dC, v.conv4_2, outKey: "c42")
-            convBack(v.conv4_2, dy: g1, inKey: "c41", into: dc41, accumulate: false)
-            reluIn(dc41, "c41", v.conv4_1.g.outSize)
-            convBack(v.conv4_1, dy: dc41, inKey: "B", into: dB, accumulate: true)
-            if stopAt == .vggishB { return dB }
-            // B ← conv3_2 ← conv3_1 ← A
-            let dc31 = arena.get("dc31", batch * v.conv3_1.g.outSize)
-            poolBack(dB, v.conv3_2, outKey: "c32")
-            convBack(v.conv3_2, dy: g1, inKey: "c31", into: dc31, accumulate: false)
-            reluIn(dc31, "c31", v.conv3_1.g.outSize)
-            convBack(v.conv3_1, dy: dc31, inKey: "A", into: dA, accumulate: true)
-            if stopAt == .vggishA { return dA }
-            // A ← conv2 ← p1 ← conv1 ← x
-            let dp1 = arena.get("dp1", batch * v.conv2.g.inSize)
-            poolBack(dA, v.conv2, outKey: "c2")
-            convBack(v.conv2, dy: g1, inKey: "p1", into: dp1, accumulate: false)
-            poolBack(dp1, v.conv1, outKey: "c1")
-            let dx = inputGradient ? arena.get("dxv", batch * inputSize) : nil
-            convBack(v.conv1, dy: g1, inKey: "x", into: dx, accumulate: false)
-            if inputGradient {
-                let total = arena.get("inputGradient", batch * inputSize), n = batch * inputSize
-                if config.hasYAMNet && arena.has("dxy") {
-                    let dy = arena.existing("dxy")
-                    for i in 0..<n { total[i] = dx![i] + dy[i] }
-                } else {
-                    total.update(from: dx!, count: n)
-                }
-            }
-        } else if inputGradient, arena.has("dxy") {
-            arena.get("inputGradient", batch * inputSize).update(from: arena.existing("dxy"), count: batch * inputSize)
         }
-        return nil
+        // A conv whose output feeds the next conv directly: ReLU's backward on dy in place.
+        func reluIn(_ dy: UnsafeMutablePointer<S>, _ key: String, _ size: Int) {
+            let y = arena.existing(key)
+            add(100 * size) {
+                self.perChunk { r, _ in reluBackward(dy + r.lowerBound * size, y + r.lowerBound * size, count: r.count * size) }
+            }
+        }
+        // C ← conv4_2 ← conv4_1 ← B
+        let dc41 = arena.get("dc41", batch * v.conv4_1.g.outSize)
+        poolBack(dC, v.conv4_2, outKey: "c42")
+        convBack(v.conv4_2, dy: g1, inKey: "c41", into: dc41, accumulate: false)
+        reluIn(dc41, "c41", v.conv4_1.g.outSize)
+        convBack(v.conv4_1, dy: dc41, inKey: "B", into: dB, accumulate: true)
+        if stopAt == .vggishB { return (pieces, costs, dB) }
+        // B ← conv3_2 ← conv3_1 ← A
+        let dc31 = arena.get("dc31", batch * v.conv3_1.g.outSize)
+        poolBack(dB, v.conv3_2, outKey: "c32")
+        convBack(v.conv3_2, dy: g1, inKey: "c31", into: dc31, accumulate: false)
+        reluIn(dc31, "c31", v.conv3_1.g.outSize)
+        convBack(v.conv3_1, dy: dc31, inKey: "A", into: dA, accumulate: true)
+        if stopAt == .vggishA { return (pieces, costs, dA) }
+        // A ← conv2 ← p1 ← conv1 ← x
+        let dp1 = arena.get("dp1", batch * v.conv2.g.inSize)
+        poolBack(dA, v.conv2, outKey: "c2")
+        convBack(v.conv2, dy: g1, inKey: "p1", into: dp1, accumulate: false)
+        poolBack(dp1, v.conv1, outKey: "c1")
+        let dx = inputGradient ? arena.get("dxv", batch * inputSize) : nil
+        convBack(v.conv1, dy: g1, inKey: "x", into: dx, accumulate: false)
+        return (pieces, costs, nil)
     }
 
     /// Where the max pool writing `poolKey` records its arg-max indices.

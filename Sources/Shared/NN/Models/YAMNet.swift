@@ -202,9 +202,13 @@ extension YAMNetTrunk {
                 }
             }
             if bn == .batch {
-                let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c) { arrived in
+                // The other branch's backward runs in fixed shares, one per batch norm, while the
+                // sums travel: the same schedule on every rank. (Run only while waiting, as in the
+                // forward pass, its pieces would have to be small: they are whole layers here.)
+                let share = Double(layers.count - i) / Double(layers.count)
+                let sums = ctx.statistics.globalColumnSums(rows, localBatch: batch, width: 2 * c) { _ in
                     runPendingGradients()
-                    ctx.overlap?.run(until: arrived)
+                    ctx.overlap?.runShare(upTo: share)
                 }
                 ctx.timed("y bwd bn") {
                     for ch in 0..<c { s1[ch] = S(sums[ch]); s2[ch] = S(sums[c + ch]) }
