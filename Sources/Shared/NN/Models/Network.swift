@@ -181,8 +181,7 @@ public final class Network<S: Real> {
         let z = arena.get("Z", batch * mapH * mapW * zChannels)
         // YAMNet first: while its batch norms wait for the other ranks' statistics, VGGish runs
         // piece by piece (OverlapWork); without collectives VGGish simply follows.
-        let yamnetBN: BatchNormMode = config.freezeYAMNet ? .moving : bn
-        let overlapping = yamnet != nil && yamnetBN == .batch && statistics.crossesProcesses
+        let (yamnetBN, overlapping) = yamnetBatchNorm(bn)
         let slices = self.slices(overlapping ? Network.overlapSlices : 1)
         let overlap = OverlapWork(vggish.map { vggishForwardPieces($0, input, batch: batch, z: z, slices: slices) } ?? [])
         if let y = yamnet {
@@ -197,6 +196,13 @@ public final class Network<S: Real> {
         }
         overlap.runRest()
         return timed("fwd head") { forwardHead(z, batch: batch) }
+    }
+
+    /// YAMNet's batch-norm mode in a pass run with `mode` (a frozen YAMNet keeps its moving
+    /// statistics), and whether its batch norms meet other ranks: VGGish then runs while they wait.
+    private func yamnetBatchNorm(_ mode: BatchNormMode) -> (BatchNormMode, overlapping: Bool) {
+        let bn: BatchNormMode = config.freezeYAMNet ? .moving : mode
+        return (bn, yamnet != nil && bn == .batch && statistics.crossesProcesses)
     }
 
     /// Output positions per sample from which a VGGish layer runs slice by slice (24×16: conv3).
@@ -527,8 +533,7 @@ public final class Network<S: Real> {
                                             c: yc, factor: factor, yChannels: zc, cOffset: vc)
                 }
                 if stopAt == .yamnet { return dY }
-                let bn: BatchNormMode = frozen ? .moving : bnMode
-                let overlapping = bn == .batch && statistics.crossesProcesses
+                let (bn, overlapping) = yamnetBatchNorm(bnMode)
                 timed("bwd yamnet") {
                     t.backward(dY, batch: batch, bn: bn, sink: frozen ? nil : sink,
                                inputGradient: inputGradient, context(batch, overlap: overlapping ? vggishPieces : nil))
@@ -541,13 +546,14 @@ public final class Network<S: Real> {
         vggishPieces.runRest()
         if let stop = vggishWork?.stop { return stop }
         if inputGradient {
-            let total = arena.get("inputGradient", batch * inputSize), n = batch * inputSize
-            let parts = [vggish != nil ? "dxv" : nil, config.hasYAMNet ? "dxy" : nil].compactMap { $0 }.filter(arena.has)
-            if parts.count == 2 {
-                let dx = arena.existing(parts[0]), dy = arena.existing(parts[1])
-                for i in 0..<n { total[i] = dx[i] + dy[i] }
-            } else if let only = parts.first {
-                total.update(from: arena.existing(only), count: n)
+            let n = batch * inputSize
+            let dxv = vggish != nil ? arena.existing("dxv") : nil
+            let dxy = config.hasYAMNet && arena.has("dxy") ? arena.existing("dxy") : nil
+            if let dxv, let dxy {
+                let total = arena.get("inputGradient", n)
+                for i in 0..<n { total[i] = dxv[i] + dxy[i] }
+            } else if let one = dxv ?? dxy {
+                arena.get("inputGradient", n).update(from: one, count: n)
             }
         }
         return nil
@@ -574,7 +580,7 @@ public final class Network<S: Real> {
         var pieces: [() -> Void] = [], costs: [Double] = []
         func add(_ cost: Int, _ piece: @escaping () -> Void) {
             pieces.append(piece)
-            costs.append(Double(batch * cost))
+            costs.append(Double(cost))
         }
         let tapCost = 3 * [tapA, tapB, tapC].map(\.g.flopsPerSample).reduce(0, +) + 100 * cells * vc
         add(tapCost) {
