@@ -671,19 +671,19 @@ public final class Network<S: Real> {
                 self.perChunk { r, _ in reluBackward(dy + r.lowerBound * size, y + r.lowerBound * size, count: r.count * size) }
             }
         }
-        // C ← conv4_2 ← conv4_1 ← B
-        let dc41 = arena.get("dc41", batch * v.conv4_1.g.outSize)
-        poolBack(dC, v.conv4_2, outKey: "c42")
-        convBack(v.conv4_2, dy: g1, inKey: "c41", into: dc41, accumulate: false)
-        reluIn(dc41, "c41", v.conv4_1.g.outSize)
-        convBack(v.conv4_1, dy: dc41, inKey: "B", into: dB, accumulate: true)
+        // A two-conv block, pooled output ← second ← first ← input: the gradient at its input is
+        // added to `into` (the tap's share is already there).
+        func blockBack(_ dPooled: UnsafePointer<S>, _ second: ConvLayer, _ first: ConvLayer,
+                       outKey: String, midKey: String, inKey: String, into: UnsafeMutablePointer<S>) {
+            let dMid = arena.get("d" + midKey, batch * first.g.outSize)
+            poolBack(dPooled, second, outKey: outKey)
+            convBack(second, dy: g1, inKey: midKey, into: dMid, accumulate: false)
+            reluIn(dMid, midKey, first.g.outSize)
+            convBack(first, dy: dMid, inKey: inKey, into: into, accumulate: true)
+        }
+        blockBack(dC, v.conv4_2, v.conv4_1, outKey: "c42", midKey: "c41", inKey: "B", into: dB)
         if stopAt == .vggishB { return (pieces, costs, dB) }
-        // B ← conv3_2 ← conv3_1 ← A
-        let dc31 = arena.get("dc31", batch * v.conv3_1.g.outSize)
-        poolBack(dB, v.conv3_2, outKey: "c32")
-        convBack(v.conv3_2, dy: g1, inKey: "c31", into: dc31, accumulate: false)
-        reluIn(dc31, "c31", v.conv3_1.g.outSize)
-        convBack(v.conv3_1, dy: dc31, inKey: "A", into: dA, accumulate: true)
+        blockBack(dB, v.conv3_2, v.conv3_1, outKey: "c32", midKey: "c31", inKey: "A", into: dA)
         if stopAt == .vggishA { return (pieces, costs, dA) }
         // A ← conv2 ← p1 ← conv1 ← x
         let dp1 = arena.get("dp1", batch * v.conv2.g.inSize)
